@@ -1,0 +1,138 @@
+//! Error types: invalid configuration, a call refused because its key is in backoff,
+//! and the error of a tracked call.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A configuration value that the registry cannot work with.
+///
+/// Returned by [`BackoffRegistryBuilder::build`](crate::BackoffRegistryBuilder::build)
+/// and [`BackoffRegistry::set_rule`](crate::BackoffRegistry::set_rule); nothing is
+/// changed when it is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The threshold was 0: a key would be in backoff before it ever failed.
+    #[error("threshold must be at least 1")]
+    ZeroThreshold,
+
+    /// The threshold was above [`MAX_THRESHOLD`](crate::MAX_THRESHOLD), the bound on how
+    /// many failures the registry remembers per key.
+    #[error("threshold {threshold} is larger than the maximum of {max}")]
+    ThresholdTooLarge {
+        /// The rejected threshold.
+        threshold: u32,
+        /// The largest accepted threshold.
+        max: u32,
+    },
+
+    /// The window was zero: no two failures could ever be counted together.
+    #[error("window must be longer than zero")]
+    ZeroWindow,
+
+    /// The backoff was zero: a tripped key would never actually back off.
+    #[error("backoff must be longer than zero")]
+    ZeroBackoff,
+}
+
+/// A call was refused because its key is in backoff.
+///
+/// The [`BackoffService`](crate::BackoffService) returns it boxed as a
+/// [`tower::BoxError`]; find it with `downcast_ref::<BackoffError>()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use url_backoff_registry::{BackoffRegistry, Rule};
+///
+/// let registry = BackoffRegistry::new();
+/// registry.set_rule("api.example.com", Rule::default().threshold(1)).unwrap();
+/// registry.record_failure("api.example.com");
+///
+/// let error = registry.check("api.example.com").unwrap_err();
+/// assert_eq!(error.key(), "api.example.com");
+/// assert!(error.retry_after() <= Duration::from_secs(120));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackoffError {
+    key: Box<str>,
+    until: Instant,
+    retry_after: Duration,
+}
+
+impl BackoffError {
+    pub(crate) fn new(key: &str, until: Instant, now: Instant) -> Self {
+        Self {
+            key: key.into(),
+            until,
+            retry_after: until.saturating_duration_since(now),
+        }
+    }
+
+    /// Returns the key that is in backoff.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Returns the moment the backoff ends.
+    pub fn until(&self) -> Instant {
+        self.until
+    }
+
+    /// Returns how long the backoff still had to run when the call was refused.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
+
+impl fmt::Debug for BackoffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackoffError")
+            .field("key", &self.key)
+            .field("until", &self.until)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
+}
+
+impl fmt::Display for BackoffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is in backoff, retry in {:.3}s",
+            self.key,
+            self.retry_after.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for BackoffError {}
+
+/// The error of a call guarded by [`BackoffRegistry::track`](crate::BackoffRegistry::track).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError<E> {
+    /// The key was in backoff; the call was not started.
+    #[error(transparent)]
+    Backoff(BackoffError),
+
+    /// The call ran and failed with this error; the failure was recorded.
+    #[error(transparent)]
+    Inner(E),
+}
+
+impl<E> TrackError<E> {
+    /// Returns the backoff error if the call was refused.
+    pub fn as_backoff(&self) -> Option<&BackoffError> {
+        match self {
+            Self::Backoff(error) => Some(error),
+            Self::Inner(_) => None,
+        }
+    }
+
+    /// Returns the call's own error, if it ran and failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Self::Backoff(_) => None,
+            Self::Inner(error) => Some(error),
+        }
+    }
+}

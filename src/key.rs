@@ -1,0 +1,247 @@
+//! Deriving a registry key from a request URI's authority.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::Ipv6Addr;
+
+use arrayvec::ArrayString;
+use http::Uri;
+
+/// Returns the registry key for `uri`: its authority, normalised, or `None` if the URI
+/// has no usable authority (such requests pass the layer untracked).
+///
+/// Normalisation makes every spelling of one host and port the same key:
+///
+/// - userinfo (`user:secret@`) is dropped, so it never reaches a key, a log line or an
+///   error;
+/// - the host is lower-cased and a trailing dot is dropped;
+/// - IPv6 literals take their canonical compressed form (`[2001:DB8:0::1]` becomes
+///   `[2001:db8::1]`);
+/// - the port is written without leading zeros, and dropped when it is the scheme's
+///   default (80 for `http`/`ws`, 443 for `https`/`wss`) or empty.
+///
+/// A port that is not a number from 0 to 65535, an empty host, or a host with a stray
+/// `:` gives `None`: such a URI never shares a key with a real host.
+///
+/// The result borrows from `uri` whenever the authority is already in canonical form,
+/// so the common case allocates nothing.
+///
+/// ```
+/// use http::Uri;
+/// use url_backoff_registry::authority_key;
+///
+/// let key = |uri: &str| authority_key(&uri.parse::<Uri>().unwrap()).map(|k| k.into_owned());
+/// assert_eq!(key("https://API.Example.com:443/x").as_deref(), Some("api.example.com"));
+/// assert_eq!(key("http://h:8080/").as_deref(), Some("h:8080"));
+/// assert_eq!(key("http://[::1]:3000/").as_deref(), Some("[::1]:3000"));
+/// assert_eq!(key("/relative/path"), None);
+/// ```
+pub fn authority_key(uri: &Uri) -> Option<Cow<'_, str>> {
+    let authority = uri.authority()?.as_str();
+    let default_port = uri.scheme_str().and_then(default_port);
+    normalize_authority(authority, default_port)
+}
+
+/// Normalises an authority string (`[userinfo@]host[:port]`) into a key; see
+/// [`authority_key`] for the rules.
+pub(crate) fn normalize_authority(
+    authority: &str,
+    default_port: Option<u16>,
+) -> Option<Cow<'_, str>> {
+    let host_and_port = match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+
+    let (host, port_text) = split_host_port(host_and_port)?;
+    let port = parse_port(port_text)?.filter(|&port| Some(port) != default_port);
+    let host = canonical_host(host)?;
+
+    match (host, port) {
+        (host, None) => Some(host),
+        (Cow::Borrowed(host), Some(_)) if is_canonical_pair(host_and_port, host, port_text) => {
+            Some(Cow::Borrowed(host_and_port))
+        }
+        (host, Some(port)) => Some(Cow::Owned(format!("{host}:{port}"))),
+    }
+}
+
+/// Returns whether `host_and_port` is exactly the canonical `host` followed by a
+/// canonical port (no leading zeros), so it can serve as the key as it is.
+fn is_canonical_pair(host_and_port: &str, host: &str, port_text: Option<&str>) -> bool {
+    let port_is_canonical = port_text.is_some_and(|text| !text.starts_with('0') || text == "0");
+    port_is_canonical && host_and_port.len() == host.len() + 1 + port_text.map_or(0, str::len)
+}
+
+/// Splits `host[:port]`, where `host` may be a bracketed IPv6 literal. Returns the
+/// host and the text after the `:`, if there is one.
+fn split_host_port(host_and_port: &str) -> Option<(&str, Option<&str>)> {
+    let host_end = if host_and_port.starts_with('[') {
+        host_and_port.find(']')? + 1
+    } else {
+        host_and_port.find(':').unwrap_or(host_and_port.len())
+    };
+
+    let (host, rest) = host_and_port.split_at(host_end);
+    if host.is_empty() {
+        return None;
+    }
+    match rest.strip_prefix(':') {
+        Some(port) => Some((host, Some(port))),
+        None if rest.is_empty() => Some((host, None)),
+        None => None,
+    }
+}
+
+/// Parses the port text: `None` or empty means no port; anything but 1 to 5 digits
+/// with a value up to 65535 is invalid.
+fn parse_port(text: Option<&str>) -> Option<Option<u16>> {
+    match text {
+        None | Some("") => Some(None),
+        Some(text) if text.bytes().all(|byte| byte.is_ascii_digit()) => {
+            let trimmed = text.trim_start_matches('0');
+            if trimmed.len() > 5 {
+                return None;
+            }
+            let value = if trimmed.is_empty() {
+                0
+            } else {
+                trimmed.parse().ok()?
+            };
+            Some(Some(value))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Returns the host in canonical form, borrowed when it already is.
+fn canonical_host(host: &str) -> Option<Cow<'_, str>> {
+    if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return Some(canonical_ip_literal(host, literal));
+    }
+
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.contains(['[', ']', ':']) {
+        return None;
+    }
+    if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return Some(Cow::Owned(host.to_ascii_lowercase()));
+    }
+    Some(Cow::Borrowed(host))
+}
+
+/// Canonicalises the inside of `[...]`: an IPv6 address in its compressed lower-case
+/// form; anything else (a zone id, an IPvFuture literal) lower-cased as it is.
+fn canonical_ip_literal<'a>(bracketed: &'a str, literal: &str) -> Cow<'a, str> {
+    let Ok(address) = literal.parse::<Ipv6Addr>() else {
+        return lowercase(bracketed);
+    };
+
+    let mut formatted = ArrayString::<48>::new();
+    let _ = write!(formatted, "{address}");
+    if formatted.as_str() == literal {
+        Cow::Borrowed(bracketed)
+    } else {
+        Cow::Owned(format!("[{formatted}]"))
+    }
+}
+
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(authority: &str, default_port: Option<u16>) -> Option<(String, bool)> {
+        normalize_authority(authority, default_port)
+            .map(|key| (key.to_string(), matches!(key, Cow::Borrowed(_))))
+    }
+
+    #[test]
+    fn canonical_authorities_are_borrowed() {
+        assert_eq!(
+            key("api.example.com", Some(443)),
+            Some(("api.example.com".into(), true))
+        );
+        assert_eq!(
+            key("api.example.com:443", Some(443)),
+            Some(("api.example.com".into(), true))
+        );
+        assert_eq!(
+            key("127.0.0.1:8080", Some(80)),
+            Some(("127.0.0.1:8080".into(), true))
+        );
+        assert_eq!(key("u:p@h:81", Some(80)), Some(("h:81".into(), true)));
+        assert_eq!(
+            key("[::1]:3000", Some(80)),
+            Some(("[::1]:3000".into(), true))
+        );
+        assert_eq!(key("h:", Some(80)), Some(("h".into(), true)));
+        assert_eq!(
+            key("example.com.", Some(80)),
+            Some(("example.com".into(), true))
+        );
+    }
+
+    #[test]
+    fn other_spellings_are_normalised() {
+        assert_eq!(
+            key("API.Example.COM", None),
+            Some(("api.example.com".into(), false))
+        );
+        assert_eq!(
+            key("example.com.:8080", None),
+            Some(("example.com:8080".into(), false))
+        );
+        assert_eq!(key("h:0080", Some(80)), Some(("h".into(), true)));
+        assert_eq!(key("h:08080", Some(80)), Some(("h:8080".into(), false)));
+        assert_eq!(key("h:000", Some(80)), Some(("h:0".into(), false)));
+        assert_eq!(
+            key("Example.com.", Some(80)),
+            Some(("example.com".into(), false))
+        );
+        assert_eq!(
+            key("[2001:DB8:0:0:0:0:0:1]:443", Some(443)),
+            Some(("[2001:db8::1]".into(), false))
+        );
+        assert_eq!(
+            key("[FE80::1%25ETH0]", None),
+            Some(("[fe80::1%25eth0]".into(), false))
+        );
+    }
+
+    #[test]
+    fn port_zero_is_kept_in_one_spelling() {
+        assert_eq!(key("h:0", Some(80)), Some(("h:0".into(), true)));
+    }
+
+    #[test]
+    fn invalid_authorities_are_untracked() {
+        assert_eq!(key("h:65536", Some(80)), None);
+        assert_eq!(key("h:8o", Some(80)), None);
+        assert_eq!(key("h:1:2", Some(80)), None);
+        assert_eq!(key(":80", Some(80)), None);
+        assert_eq!(key("user@", Some(80)), None);
+        assert_eq!(key(".", Some(80)), None);
+        assert_eq!(key("[::1]x", Some(80)), None);
+        assert_eq!(key("[::1", Some(80)), None);
+        assert_eq!(
+            key("h:0000000000000000080", Some(80)),
+            Some(("h".into(), true))
+        );
+    }
+}

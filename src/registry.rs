@@ -1,0 +1,353 @@
+//! The shared, concurrent [`BackoffRegistry`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+use crate::builder::BackoffRegistryBuilder;
+use crate::clock::Clock;
+use crate::error::{BackoffError, ConfigError};
+use crate::rule::{Policy, Rule, Settings};
+use crate::state::{FailureEffect, KeyState, TripStamp, NEVER_TRIPPED};
+use crate::stats::Stats;
+use crate::time::{Tick, Timeline};
+use crate::track::Track;
+
+/// Tracks failures per key and tells callers when a key is in backoff.
+///
+/// A key (normally a URI authority such as `api.example.com`) trips when `threshold`
+/// failures fall inside a sliding `window`: a failure at `s` is inside at `now` while
+/// `now - s <= window`. A tripped key is *in backoff* until `trip time + backoff`;
+/// callers asking [`should_backoff`](Self::should_backoff) are told not to try. A
+/// success ([`clear`](Self::clear)) forgets the key. Defaults: window 30 s, threshold
+/// 3, backoff 120 s; [`set_rule`](Self::set_rule) overrides them per key.
+///
+/// # Sharing
+///
+/// Clones share one state, so one registry can be handed to every layer, task and
+/// thread. All methods take `&self`, never block on I/O, and hold no lock when they
+/// return.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use url_backoff_registry::{BackoffRegistry, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let registry = BackoffRegistry::builder()
+///     .threshold(2)
+///     .backoff(Duration::from_secs(60))
+///     .clock(clock.clone())
+///     .build()
+///     .unwrap();
+///
+/// registry.record_failure("api.example.com");
+/// assert!(!registry.should_backoff("api.example.com"));
+///
+/// registry.record_failure("api.example.com");
+/// assert!(registry.should_backoff("api.example.com"));
+/// assert_eq!(
+///     registry.next_retry_at("api.example.com"),
+///     Some(clock.now() + Duration::from_secs(60))
+/// );
+///
+/// clock.advance(Duration::from_secs(60));
+/// assert!(!registry.should_backoff("api.example.com"));
+/// ```
+#[derive(Clone)]
+pub struct BackoffRegistry {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    entries: DashMap<Box<str>, KeyState>,
+    rules: DashMap<Box<str>, Policy>,
+    settings: Settings,
+    defaults: Policy,
+    clock: Box<dyn Clock>,
+    timeline: Timeline,
+    last_trip: AtomicU64,
+}
+
+/// Proof that a call was admitted, carrying what the key looked like at that moment
+/// so that a late outcome can be judged against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    trip: TripStamp,
+}
+
+impl Ticket {
+    /// Returns whether `state` has not tripped since this ticket was issued.
+    ///
+    /// Trip stamps only grow, so a trip after admission carries a larger stamp; a key
+    /// that was removed and created again starts from [`NEVER_TRIPPED`] and still
+    /// counts as current.
+    fn still_current(&self, state: &KeyState) -> bool {
+        state.trip() <= self.trip
+    }
+}
+
+/// How a finished call went, as far as the registry is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The call succeeded: the key is cleared.
+    Success,
+    /// The call failed: a failure is recorded.
+    Failure,
+    /// The outcome says nothing about the key's health: nothing happens.
+    Neutral,
+}
+
+impl BackoffRegistry {
+    /// Creates a registry with the default settings (window 30 s, threshold 3, backoff
+    /// 120 s) and the [`SystemClock`](crate::SystemClock).
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .expect("the default settings are valid")
+    }
+
+    /// Starts building a registry with custom settings or clock.
+    pub fn builder() -> BackoffRegistryBuilder {
+        BackoffRegistryBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        settings: Settings,
+        clock: Box<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = Policy::new(settings.window, settings.threshold, settings.backoff)?;
+        let timeline = Timeline::starting_at(clock.now());
+        let shared = Shared {
+            entries: DashMap::new(),
+            rules: DashMap::new(),
+            settings,
+            defaults,
+            clock,
+            timeline,
+            last_trip: AtomicU64::new(NEVER_TRIPPED),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Records a failure of `key` now.
+    ///
+    /// The failure trips the key if it brings the failures inside the key's window to
+    /// its threshold. A failure recorded while the key is in backoff is remembered but
+    /// does not move the deadline.
+    pub fn record_failure(&self, key: &str) {
+        self.record_failure_at(key, None);
+    }
+
+    /// Returns whether calls to `key` should be held back now.
+    ///
+    /// Unknown keys are not in backoff; asking creates no state.
+    pub fn should_backoff(&self, key: &str) -> bool {
+        self.check(key).is_err()
+    }
+
+    /// Returns `Ok` if a call to `key` may go ahead now, or the [`BackoffError`]
+    /// describing its backoff.
+    pub fn check(&self, key: &str) -> Result<(), BackoffError> {
+        self.admit(key).map(|_ticket| ())
+    }
+
+    /// Returns when the key's current backoff ends, or `None` if it is not in backoff.
+    pub fn next_retry_at(&self, key: &str) -> Option<Instant> {
+        self.stats(key).backoff_until
+    }
+
+    /// Forgets the key's failures and ends its backoff. Its rule, if any, stays.
+    pub fn clear(&self, key: &str) {
+        self.shared.entries.remove(key);
+    }
+
+    /// Gives `key` its own window, threshold or backoff; fields the rule leaves unset
+    /// follow the registry's defaults. Replaces any earlier rule for the key.
+    ///
+    /// The rule applies from the next failure on: it does not trip or release a key by
+    /// itself. On error, nothing changes.
+    pub fn set_rule(&self, key: &str, rule: Rule) -> Result<(), ConfigError> {
+        let policy = Policy::with_rule(&self.shared.settings, &rule)?;
+        self.shared.rules.insert(key.into(), policy);
+        Ok(())
+    }
+
+    /// Removes the key's rule, so it follows the registry's defaults again. Its
+    /// failures and backoff stay.
+    pub fn clear_rule(&self, key: &str) {
+        self.shared.rules.remove(key);
+    }
+
+    /// Returns the key's failure count and backoff state now.
+    ///
+    /// `failures_in_window` counts the remembered failures inside the key's window.
+    /// The registry remembers at most `threshold` failures per key (the threshold in
+    /// force when each was recorded), so the count never exceeds that, however many
+    /// more happened. Unknown keys report zeros; asking creates no state.
+    pub fn stats(&self, key: &str) -> Stats {
+        let Some(state) = self.shared.entries.get(key) else {
+            return Stats::default();
+        };
+
+        let now = self.now();
+        let policy = self.policy_for(key);
+        let until = state.backoff_until(now);
+        Stats {
+            failures_in_window: state.failures_within(now, &policy),
+            in_backoff: until.is_some(),
+            backoff_until: until.map(|tick| self.shared.timeline.instant(tick)),
+        }
+    }
+
+    /// Lists, sorted, every key with a failure still inside its window or an active
+    /// backoff.
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.now();
+        let mut keys: Vec<String> = self
+            .shared
+            .entries
+            .iter()
+            .filter(|entry| entry.value().is_live(now, &self.policy_for(entry.key())))
+            .map(|entry| entry.key().to_string())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Guards `future` with the key's backoff state.
+    ///
+    /// When awaited, the returned [`Track`] first checks the key: in backoff, it
+    /// resolves to [`TrackError::Backoff`](crate::TrackError::Backoff) without polling
+    /// `future` and without recording anything. Otherwise it runs `future`: `Err(e)`
+    /// records a failure and resolves to [`TrackError::Inner`](crate::TrackError::Inner);
+    /// `Ok` clears the key unless [`Track::clear_on_success`] turned that off. A
+    /// `Track` dropped before it finishes records nothing.
+    ///
+    /// ```
+    /// use url_backoff_registry::{BackoffRegistry, TrackError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let registry = BackoffRegistry::new();
+    /// let result: Result<u32, TrackError<&str>> =
+    ///     registry.track("db.internal", async { Err("connection refused") }).await;
+    /// assert_eq!(result, Err(TrackError::Inner("connection refused")));
+    /// assert_eq!(registry.stats("db.internal").failures_in_window, 1);
+    /// # }
+    /// ```
+    pub fn track<F, T, E>(&self, key: &str, future: F) -> Track<F>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        Track::new(self.clone(), key, future)
+    }
+
+    /// Admits a call to `key`, or refuses it while the key is in backoff.
+    ///
+    /// This is the per-request check: it takes a shared (read) lock on one shard and
+    /// reads the clock only for keys that have tripped at some point.
+    pub(crate) fn admit(&self, key: &str) -> Result<Ticket, BackoffError> {
+        let Some(state) = self.shared.entries.get(key) else {
+            return Ok(Ticket {
+                trip: NEVER_TRIPPED,
+            });
+        };
+
+        if state.has_deadline() {
+            let now_instant = self.shared.clock.now();
+            let now = self.shared.timeline.tick(now_instant);
+            if let Some(until) = state.backoff_until(now) {
+                let until = self.shared.timeline.instant(until);
+                return Err(BackoffError::new(key, until, now_instant));
+            }
+        }
+
+        Ok(Ticket { trip: state.trip() })
+    }
+
+    /// Applies the outcome of a call admitted with `ticket`.
+    ///
+    /// A call whose key tripped after it was admitted is a *late* outcome: its success
+    /// does not clear the key, and its failure is remembered but cannot trip it.
+    pub(crate) fn record_outcome(&self, key: &str, ticket: Ticket, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => self.clear_if_unchanged(key, ticket),
+            Outcome::Failure => {
+                self.record_failure_at(key, Some(ticket));
+            }
+            Outcome::Neutral => {}
+        }
+    }
+
+    /// Clears `key` unless it tripped since `ticket` was issued. Takes only a read
+    /// lock when there is nothing to clear.
+    fn clear_if_unchanged(&self, key: &str, ticket: Ticket) {
+        let unchanged = match self.shared.entries.get(key) {
+            None => return,
+            Some(state) => ticket.still_current(&state),
+        };
+
+        if unchanged {
+            self.shared
+                .entries
+                .remove_if(key, |_, state| ticket.still_current(state));
+        }
+    }
+
+    fn record_failure_at(&self, key: &str, ticket: Option<Ticket>) -> FailureEffect {
+        let now = self.now();
+        let policy = self.policy_for(key);
+        let record = |state: &mut KeyState| {
+            let may_trip = ticket.is_none_or(|ticket| ticket.still_current(state));
+            state.record_failure(now, &policy, may_trip, || self.next_trip_stamp())
+        };
+
+        if let Some(mut state) = self.shared.entries.get_mut(key) {
+            return record(&mut state);
+        }
+        let mut state = self.shared.entries.entry(key.into()).or_default();
+        record(&mut state)
+    }
+
+    fn next_trip_stamp(&self) -> TripStamp {
+        self.shared.last_trip.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn policy_for(&self, key: &str) -> Policy {
+        self.shared
+            .rules
+            .get(key)
+            .map_or(self.shared.defaults, |policy| *policy)
+    }
+
+    fn now(&self) -> Tick {
+        self.shared.timeline.tick(self.shared.clock.now())
+    }
+}
+
+impl Default for BackoffRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for BackoffRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.shared.settings;
+        f.debug_struct("BackoffRegistry")
+            .field("window", &settings.window)
+            .field("threshold", &settings.threshold)
+            .field("backoff", &settings.backoff)
+            .field("entries", &self.shared.entries.len())
+            .field("rules", &self.shared.rules.len())
+            .finish_non_exhaustive()
+    }
+}

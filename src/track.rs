@@ -1,0 +1,103 @@
+//! [`Track`]: any fallible future guarded by the registry.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::error::TrackError;
+use crate::key_buf::KeyBuf;
+use crate::registry::{BackoffRegistry, Outcome, Ticket};
+
+pin_project! {
+    /// A future guarded by a key's backoff state; made by
+    /// [`BackoffRegistry::track`].
+    ///
+    /// The key is checked on the first poll, not when the `Track` is created. After it
+    /// resolves, a `Track` must not be polled again: doing so panics, as it would for
+    /// the future it wraps.
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Track<F> {
+        #[pin]
+        future: F,
+        registry: BackoffRegistry,
+        key: KeyBuf,
+        clear_on_success: bool,
+        phase: Phase,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    NotStarted,
+    Running(Ticket),
+    Finished,
+}
+
+impl<F> Track<F> {
+    pub(crate) fn new(registry: BackoffRegistry, key: &str, future: F) -> Self {
+        Self {
+            future,
+            registry,
+            key: KeyBuf::new(key),
+            clear_on_success: true,
+            phase: Phase::NotStarted,
+        }
+    }
+
+    /// Chooses whether a successful call clears the key (default `true`).
+    ///
+    /// Turn it off when success of this call says little about the key's health, for
+    /// example a cheap call that succeeds while the expensive ones keep failing.
+    pub fn clear_on_success(mut self, clear: bool) -> Self {
+        self.clear_on_success = clear;
+        self
+    }
+}
+
+impl<F, T, E> Future for Track<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, TrackError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+
+        let ticket = match *this.phase {
+            Phase::Running(ticket) => ticket,
+            Phase::Finished => panic!("`Track` polled after it resolved"),
+            Phase::NotStarted => match this.registry.admit(this.key) {
+                Ok(ticket) => ticket,
+                Err(backoff) => {
+                    *this.phase = Phase::Finished;
+                    return Poll::Ready(Err(TrackError::Backoff(backoff)));
+                }
+            },
+        };
+        *this.phase = Phase::Running(ticket);
+
+        let result = ready!(this.future.poll(cx));
+        *this.phase = Phase::Finished;
+
+        let outcome = match (&result, *this.clear_on_success) {
+            (Err(_), _) => Outcome::Failure,
+            (Ok(_), true) => Outcome::Success,
+            (Ok(_), false) => Outcome::Neutral,
+        };
+        this.registry.record_outcome(this.key, ticket, outcome);
+        Poll::Ready(result.map_err(TrackError::Inner))
+    }
+}
+
+impl<F> fmt::Debug for Track<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Track")
+            .field("key", &self.key)
+            .field("clear_on_success", &self.clear_on_success)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}

@@ -222,6 +222,20 @@ impl BackoffRegistry {
         keys
     }
 
+    /// Returns how many keys the registry holds state for.
+    ///
+    /// Keys whose failures have aged out and whose backoff has ended may still be
+    /// counted until they are touched again; [`keys`](Self::keys) lists only the live
+    /// ones.
+    pub fn len(&self) -> usize {
+        self.shared.entries.len()
+    }
+
+    /// Returns whether the registry holds state for no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.shared.entries.is_empty()
+    }
+
     /// Guards `future` with the key's backoff state.
     ///
     /// When awaited, the returned [`Track`] first checks the key: in backoff, it

@@ -91,3 +91,8 @@ pub use rule::{Rule, DEFAULT_BACKOFF, DEFAULT_THRESHOLD, DEFAULT_WINDOW, MAX_THR
 pub use service::BackoffService;
 pub use stats::Stats;
 pub use track::Track;
+
+/// Compiles and runs the README's Rust examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

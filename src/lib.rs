@@ -67,6 +67,7 @@ mod builder;
 mod classify;
 mod clock;
 mod error;
+mod events;
 mod future;
 mod history;
 mod key;

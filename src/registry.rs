@@ -4,13 +4,15 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 
 use crate::builder::BackoffRegistryBuilder;
 use crate::clock::Clock;
 use crate::error::{BackoffError, ConfigError};
+use crate::events::{emit, Event, TripCause};
 use crate::rule::{Policy, Rule, Settings};
 use crate::state::{FailureEffect, KeyState, TripStamp, NEVER_TRIPPED};
 use crate::stats::Stats;
@@ -156,7 +158,7 @@ impl BackoffRegistry {
     /// Returns `Ok` if a call to `key` may go ahead now, or the [`BackoffError`]
     /// describing its backoff.
     pub fn check(&self, key: &str) -> Result<(), BackoffError> {
-        self.admit(key).map(|_ticket| ())
+        self.lookup(key).map(|_ticket| ())
     }
 
     /// Returns when the key's current backoff ends, or `None` if it is not in backoff.
@@ -269,6 +271,17 @@ impl BackoffRegistry {
     /// This is the per-request check: it takes a shared (read) lock on one shard and
     /// reads the clock only for keys that have tripped at some point.
     pub(crate) fn admit(&self, key: &str) -> Result<Ticket, BackoffError> {
+        self.lookup(key).inspect_err(|refused| {
+            emit(&Event::ShortCircuited {
+                key,
+                until: refused.until(),
+                retry_after: refused.retry_after(),
+            });
+        })
+    }
+
+    /// [`admit`](Self::admit) without reporting a refusal: a plain query.
+    fn lookup(&self, key: &str) -> Result<Ticket, BackoffError> {
         let Some(state) = self.shared.entries.get(key) else {
             return Ok(Ticket {
                 trip: NEVER_TRIPPED,
@@ -287,6 +300,38 @@ impl BackoffRegistry {
         Ok(Ticket { trip: state.trip() })
     }
 
+    /// Holds `key` in backoff until at least `until`, because the server asked for it
+    /// (a `Retry-After` header, for example). A key not in backoff trips at once, below
+    /// its threshold; an existing deadline is only ever extended; a time not after
+    /// now changes nothing.
+    #[allow(dead_code)] // Its caller, `Retry-After` support in the layer, comes next.
+    pub(crate) fn hold_until(&self, key: &str, until: Instant) {
+        let now_instant = self.shared.clock.now();
+        let now = self.shared.timeline.tick(now_instant);
+        let until = self.shared.timeline.tick(until);
+        if until <= now {
+            return;
+        }
+
+        let policy = self.policy_for(key);
+        let (tripped, failures) = {
+            let mut state = self.entry_mut(key);
+            let tripped = state.hold_until(now, until, || self.next_trip_stamp());
+            (tripped, state.failures_within(now, &policy))
+        };
+
+        if tripped {
+            let until_instant = self.shared.timeline.instant(until);
+            emit(&Event::Tripped {
+                key,
+                failures,
+                until: until_instant,
+                backoff: until_instant.saturating_duration_since(now_instant),
+                cause: TripCause::ServerHint,
+            });
+        }
+    }
+
     /// Applies the outcome of a call admitted with `ticket`.
     ///
     /// A call whose key tripped after it was admitted is a *late* outcome: its success
@@ -294,9 +339,7 @@ impl BackoffRegistry {
     pub(crate) fn record_outcome(&self, key: &str, ticket: Ticket, outcome: Outcome) {
         match outcome {
             Outcome::Success => self.clear_if_unchanged(key, ticket),
-            Outcome::Failure => {
-                self.record_failure_at(key, Some(ticket));
-            }
+            Outcome::Failure => self.record_failure_at(key, Some(ticket)),
             Outcome::Neutral => {}
         }
     }
@@ -308,27 +351,48 @@ impl BackoffRegistry {
             None => return,
             Some(state) => ticket.still_current(&state),
         };
+        if !unchanged {
+            return;
+        }
 
-        if unchanged {
-            self.shared
-                .entries
-                .remove_if(key, |_, state| ticket.still_current(state));
+        let removed = self
+            .shared
+            .entries
+            .remove_if(key, |_, state| ticket.still_current(state));
+        if removed.is_some_and(|(_, state)| state.trip() != NEVER_TRIPPED) {
+            emit(&Event::Recovered { key });
         }
     }
 
-    fn record_failure_at(&self, key: &str, ticket: Option<Ticket>) -> FailureEffect {
-        let now = self.now();
+    fn record_failure_at(&self, key: &str, ticket: Option<Ticket>) {
+        let now_instant = self.shared.clock.now();
+        let now = self.shared.timeline.tick(now_instant);
         let policy = self.policy_for(key);
-        let record = |state: &mut KeyState| {
-            let may_trip = ticket.is_none_or(|ticket| ticket.still_current(state));
+
+        let effect = {
+            let mut state = self.entry_mut(key);
+            let may_trip = ticket.is_none_or(|ticket| ticket.still_current(&state));
             state.record_failure(now, &policy, may_trip, || self.next_trip_stamp())
         };
 
-        if let Some(mut state) = self.shared.entries.get_mut(key) {
-            return record(&mut state);
+        if let FailureEffect::Tripped { failures, until } = effect {
+            emit(&Event::Tripped {
+                key,
+                failures,
+                until: self.shared.timeline.instant(until),
+                backoff: Duration::from_nanos(until.saturating_sub(now)),
+                cause: TripCause::Threshold,
+            });
         }
-        let mut state = self.shared.entries.entry(key.into()).or_default();
-        record(&mut state)
+    }
+
+    /// Returns the key's state for writing, creating it if needed. The key text is
+    /// copied only when the key is new.
+    fn entry_mut(&self, key: &str) -> RefMut<'_, Box<str>, KeyState> {
+        if let Some(state) = self.shared.entries.get_mut(key) {
+            return state;
+        }
+        self.shared.entries.entry(key.into()).or_default()
     }
 
     fn next_trip_stamp(&self) -> TripStamp {

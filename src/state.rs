@@ -106,6 +106,32 @@ impl KeyState {
     }
 }
 
+impl KeyState {
+    /// Holds the key in backoff until at least `until`, as a server asked.
+    ///
+    /// A deadline is never moved earlier, and one in the past (or now) changes nothing.
+    /// Returns whether this put a key that was not in backoff into backoff; that is a
+    /// trip, stamped from `next_stamp`.
+    #[allow(dead_code)] // Its caller, `Retry-After` support in the layer, comes next.
+    pub(crate) fn hold_until(
+        &mut self,
+        now: Tick,
+        until: Tick,
+        next_stamp: impl FnOnce() -> TripStamp,
+    ) -> bool {
+        if until <= now {
+            return false;
+        }
+
+        let was_in_backoff = self.in_backoff(now);
+        self.until = self.until.max(until);
+        if !was_in_backoff {
+            self.trip = next_stamp();
+        }
+        !was_in_backoff
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +179,20 @@ mod tests {
         assert_eq!(effect, FailureEffect::Counted);
         assert_eq!(state.failures_within(1, &POLICY), 2);
         assert!(!state.in_backoff(1));
+    }
+
+    #[test]
+    fn a_hold_extends_but_never_shortens() {
+        let mut state = KeyState::default();
+        assert!(!state.hold_until(10, 10, || 1));
+        assert!(!state.in_backoff(10));
+
+        assert!(state.hold_until(10, 50, || 1));
+        assert_eq!((state.backoff_until(10), state.trip()), (Some(50), 1));
+
+        assert!(!state.hold_until(20, 30, || 2));
+        assert!(!state.hold_until(20, 80, || 2));
+        assert_eq!((state.backoff_until(20), state.trip()), (Some(80), 1));
     }
 
     #[test]

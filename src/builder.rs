@@ -7,6 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::registry::BackoffRegistry;
 use crate::rule::Settings;
+use crate::store::DEFAULT_MAX_KEYS;
 
 /// Builds a [`BackoffRegistry`] with custom defaults or clock.
 ///
@@ -31,6 +32,7 @@ use crate::rule::Settings;
 #[must_use]
 pub struct BackoffRegistryBuilder {
     settings: Settings,
+    max_keys: usize,
     clock: Box<dyn Clock>,
 }
 
@@ -54,6 +56,20 @@ impl BackoffRegistryBuilder {
         self
     }
 
+    /// Sets the most keys the registry holds state for (default
+    /// [`DEFAULT_MAX_KEYS`], 250,000; must be at least 1).
+    ///
+    /// Keys come from traffic, so this is what bounds memory when anyone can choose a
+    /// URL. When the registry is full, a new key makes room by dropping, in this
+    /// order: keys with nothing left in their window, healthy keys idle longest, and
+    /// only then keys in backoff, those ending soonest first. A flood of new hosts
+    /// therefore cannot make the registry forget a host that is in backoff while it
+    /// has anything else to drop. Rules are kept regardless.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
     /// Sets the clock (default [`SystemClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Box::new(clock);
@@ -62,7 +78,7 @@ impl BackoffRegistryBuilder {
 
     /// Validates the settings and builds the registry.
     pub fn build(self) -> Result<BackoffRegistry, ConfigError> {
-        BackoffRegistry::from_parts(self.settings, self.clock)
+        BackoffRegistry::from_parts(self.settings, self.max_keys, self.clock)
     }
 }
 
@@ -70,6 +86,7 @@ impl Default for BackoffRegistryBuilder {
     fn default() -> Self {
         Self {
             settings: Settings::default(),
+            max_keys: DEFAULT_MAX_KEYS,
             clock: Box::new(SystemClock),
         }
     }
@@ -81,6 +98,7 @@ impl fmt::Debug for BackoffRegistryBuilder {
             .field("window", &self.settings.window)
             .field("threshold", &self.settings.threshold)
             .field("backoff", &self.settings.backoff)
+            .field("max_keys", &self.max_keys)
             .finish_non_exhaustive()
     }
 }

@@ -33,6 +33,10 @@ pub enum ConfigError {
     /// The backoff was zero: a tripped key would never actually back off.
     #[error("backoff must be longer than zero")]
     ZeroBackoff,
+
+    /// `max_keys` was zero: the registry could not remember a single key.
+    #[error("max_keys must be at least 1")]
+    ZeroMaxKeys,
 }
 
 /// A call was refused because its key is in backoff.

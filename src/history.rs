@@ -40,6 +40,11 @@ impl FailureHistory {
         let outside = self.times.partition_point(|&time| time < oldest_inside);
         self.times.len() - outside
     }
+
+    /// Returns the newest failure time, if any.
+    pub(crate) fn newest(&self) -> Option<Tick> {
+        self.times.back().copied()
+    }
 }
 
 #[cfg(test)]

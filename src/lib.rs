@@ -78,6 +78,7 @@ mod rule;
 mod service;
 mod state;
 mod stats;
+mod store;
 mod time;
 mod track;
 
@@ -91,6 +92,7 @@ pub use registry::BackoffRegistry;
 pub use rule::{Rule, DEFAULT_BACKOFF, DEFAULT_THRESHOLD, DEFAULT_WINDOW, MAX_THRESHOLD};
 pub use service::BackoffService;
 pub use stats::Stats;
+pub use store::DEFAULT_MAX_KEYS;
 pub use track::Track;
 
 /// Compiles and runs the README's Rust examples as doctests.

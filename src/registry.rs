@@ -16,6 +16,7 @@ use crate::events::{emit, Event, TripCause};
 use crate::rule::{Policy, Rule, Settings};
 use crate::state::{FailureEffect, KeyState, TripStamp, NEVER_TRIPPED};
 use crate::stats::Stats;
+use crate::store::{KeyStore, Standing};
 use crate::time::{Tick, Timeline};
 use crate::track::Track;
 
@@ -67,7 +68,7 @@ pub struct BackoffRegistry {
 }
 
 struct Shared {
-    entries: DashMap<Box<str>, KeyState>,
+    store: KeyStore,
     rules: DashMap<Box<str>, Policy>,
     settings: Settings,
     defaults: Policy,
@@ -121,12 +122,16 @@ impl BackoffRegistry {
 
     pub(crate) fn from_parts(
         settings: Settings,
+        max_keys: usize,
         clock: Box<dyn Clock>,
     ) -> Result<Self, ConfigError> {
         let defaults = Policy::new(settings.window, settings.threshold, settings.backoff)?;
+        if max_keys == 0 {
+            return Err(ConfigError::ZeroMaxKeys);
+        }
         let timeline = Timeline::starting_at(clock.now());
         let shared = Shared {
-            entries: DashMap::new(),
+            store: KeyStore::new(max_keys),
             rules: DashMap::new(),
             settings,
             defaults,
@@ -168,24 +173,41 @@ impl BackoffRegistry {
 
     /// Forgets the key's failures and ends its backoff. Its rule, if any, stays.
     pub fn clear(&self, key: &str) {
-        self.shared.entries.remove(key);
+        self.shared.store.remove(key);
     }
 
     /// Gives `key` its own window, threshold or backoff; fields the rule leaves unset
     /// follow the registry's defaults. Replaces any earlier rule for the key.
     ///
     /// The rule applies from the next failure on: it does not trip or release a key by
-    /// itself. On error, nothing changes.
+    /// itself. A key whose failures had all aged out of its old window is forgotten
+    /// rather than judged again by the new one. On error, nothing changes.
+    ///
+    /// Rules are configuration, not state: they survive [`clear`](Self::clear),
+    /// [`prune`](Self::prune) and eviction.
     pub fn set_rule(&self, key: &str, rule: Rule) -> Result<(), ConfigError> {
         let policy = Policy::with_rule(&self.shared.settings, &rule)?;
+        self.forget_if_stale(key);
         self.shared.rules.insert(key.into(), policy);
         Ok(())
     }
 
     /// Removes the key's rule, so it follows the registry's defaults again. Its
-    /// failures and backoff stay.
+    /// failures and backoff stay (unless they had all aged out, as with
+    /// [`set_rule`](Self::set_rule)).
     pub fn clear_rule(&self, key: &str) {
+        self.forget_if_stale(key);
         self.shared.rules.remove(key);
+    }
+
+    /// Drops every key that holds nothing worth keeping (no failure inside its window,
+    /// no active backoff) and returns how many were dropped.
+    ///
+    /// The registry does this by itself, a little at a time, as it grows; call `prune`
+    /// to release memory at a moment of your choosing.
+    pub fn prune(&self) -> usize {
+        let now = self.now();
+        self.shared.store.sweep(&self.standing_at(now))
     }
 
     /// Returns the key's failure count and backoff state now.
@@ -195,7 +217,7 @@ impl BackoffRegistry {
     /// force when each was recorded), so the count never exceeds that, however many
     /// more happened. Unknown keys report zeros; asking creates no state.
     pub fn stats(&self, key: &str) -> Stats {
-        let Some(state) = self.shared.entries.get(key) else {
+        let Some(state) = self.shared.store.get(key) else {
             return Stats::default();
         };
 
@@ -213,29 +235,29 @@ impl BackoffRegistry {
     /// backoff.
     pub fn keys(&self) -> Vec<String> {
         let now = self.now();
-        let mut keys: Vec<String> = self
-            .shared
-            .entries
-            .iter()
-            .filter(|entry| entry.value().is_live(now, &self.policy_for(entry.key())))
-            .map(|entry| entry.key().to_string())
-            .collect();
+        let mut keys = Vec::new();
+        self.shared.store.for_each(|key, state| {
+            if state.is_live(now, &self.policy_for(key)) {
+                keys.push(key.to_owned());
+            }
+        });
         keys.sort_unstable();
         keys
     }
 
-    /// Returns how many keys the registry holds state for.
+    /// Returns how many keys the registry holds state for, at most
+    /// [`max_keys`](crate::BackoffRegistryBuilder::max_keys).
     ///
-    /// Keys whose failures have aged out and whose backoff has ended may still be
-    /// counted until they are touched again; [`keys`](Self::keys) lists only the live
-    /// ones.
+    /// Keys whose failures have aged out and whose backoff has ended are counted until
+    /// they are swept (lazily, or by [`prune`](Self::prune)); [`keys`](Self::keys)
+    /// lists only the live ones.
     pub fn len(&self) -> usize {
-        self.shared.entries.len()
+        self.shared.store.len()
     }
 
     /// Returns whether the registry holds state for no key at all.
     pub fn is_empty(&self) -> bool {
-        self.shared.entries.is_empty()
+        self.len() == 0
     }
 
     /// Guards `future` with the key's backoff state.
@@ -282,7 +304,7 @@ impl BackoffRegistry {
 
     /// [`admit`](Self::admit) without reporting a refusal: a plain query.
     fn lookup(&self, key: &str) -> Result<Ticket, BackoffError> {
-        let Some(state) = self.shared.entries.get(key) else {
+        let Some(state) = self.shared.store.get(key) else {
             return Ok(Ticket {
                 trip: NEVER_TRIPPED,
             });
@@ -315,7 +337,7 @@ impl BackoffRegistry {
 
         let policy = self.policy_for(key);
         let (tripped, failures) = {
-            let mut state = self.entry_mut(key);
+            let mut state = self.entry_mut(key, now);
             let tripped = state.hold_until(now, until, || self.next_trip_stamp());
             (tripped, state.failures_within(now, &policy))
         };
@@ -347,7 +369,7 @@ impl BackoffRegistry {
     /// Clears `key` unless it tripped since `ticket` was issued. Takes only a read
     /// lock when there is nothing to clear.
     fn clear_if_unchanged(&self, key: &str, ticket: Ticket) {
-        let unchanged = match self.shared.entries.get(key) {
+        let unchanged = match self.shared.store.get(key) {
             None => return,
             Some(state) => ticket.still_current(&state),
         };
@@ -357,9 +379,9 @@ impl BackoffRegistry {
 
         let removed = self
             .shared
-            .entries
-            .remove_if(key, |_, state| ticket.still_current(state));
-        if removed.is_some_and(|(_, state)| state.trip() != NEVER_TRIPPED) {
+            .store
+            .remove_if(key, |state| ticket.still_current(state));
+        if removed.is_some_and(|state| state.trip() != NEVER_TRIPPED) {
             emit(&Event::Recovered { key });
         }
     }
@@ -370,7 +392,7 @@ impl BackoffRegistry {
         let policy = self.policy_for(key);
 
         let effect = {
-            let mut state = self.entry_mut(key);
+            let mut state = self.entry_mut(key, now);
             let may_trip = ticket.is_none_or(|ticket| ticket.still_current(&state));
             state.record_failure(now, &policy, may_trip, || self.next_trip_stamp())
         };
@@ -386,13 +408,24 @@ impl BackoffRegistry {
         }
     }
 
-    /// Returns the key's state for writing, creating it if needed. The key text is
-    /// copied only when the key is new.
-    fn entry_mut(&self, key: &str) -> RefMut<'_, Box<str>, KeyState> {
-        if let Some(state) = self.shared.entries.get_mut(key) {
-            return state;
-        }
-        self.shared.entries.entry(key.into()).or_default()
+    /// Returns the key's state for writing, creating it if needed (which may sweep or
+    /// evict other keys to stay within `max_keys`).
+    fn entry_mut(&self, key: &str, now: Tick) -> RefMut<'_, Box<str>, KeyState> {
+        self.shared.store.get_or_insert(key, &self.standing_at(now))
+    }
+
+    /// Forgets `key` if it holds nothing worth keeping under its current policy.
+    fn forget_if_stale(&self, key: &str) {
+        let now = self.now();
+        let policy = self.policy_for(key);
+        self.shared
+            .store
+            .remove_if(key, |state| !state.is_live(now, &policy));
+    }
+
+    /// Ranks keys for sweeping and eviction at `now`.
+    fn standing_at(&self, now: Tick) -> impl Fn(&str, &KeyState) -> Standing + '_ {
+        move |key, state| state.standing(now, &self.policy_for(key))
     }
 
     fn next_trip_stamp(&self) -> TripStamp {
@@ -424,7 +457,8 @@ impl fmt::Debug for BackoffRegistry {
             .field("window", &settings.window)
             .field("threshold", &settings.threshold)
             .field("backoff", &settings.backoff)
-            .field("entries", &self.shared.entries.len())
+            .field("max_keys", &self.shared.store.max_keys())
+            .field("entries", &self.len())
             .field("rules", &self.shared.rules.len())
             .finish_non_exhaustive()
     }

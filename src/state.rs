@@ -5,6 +5,7 @@
 
 use crate::history::FailureHistory;
 use crate::rule::Policy;
+use crate::store::Standing;
 use crate::time::Tick;
 
 /// Identifies one trip of one key.
@@ -72,6 +73,19 @@ impl KeyState {
     /// inside its window or an active backoff.
     pub(crate) fn is_live(&self, now: Tick, policy: &Policy) -> bool {
         self.in_backoff(now) || self.failures_within(now, policy) > 0
+    }
+
+    /// Ranks the key for sweeping and eviction at `now`.
+    pub(crate) fn standing(&self, now: Tick, policy: &Policy) -> Standing {
+        if let Some(until) = self.backoff_until(now) {
+            return Standing::BackingOff { until };
+        }
+        match self.history.newest() {
+            Some(last_active) if self.failures_within(now, policy) > 0 => {
+                Standing::Healthy { last_active }
+            }
+            _ => Standing::Stale,
+        }
     }
 
     /// Records a failure at `now`.

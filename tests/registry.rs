@@ -460,6 +460,7 @@ fn debug_output_names_the_settings() {
     let debug = format!("{registry:?}");
     assert_eq!(
         debug,
-        "BackoffRegistry { window: 30s, threshold: 3, backoff: 120s, entries: 1, rules: 0, .. }"
+        "BackoffRegistry { window: 30s, threshold: 3, backoff: 120s, max_keys: 250000, \
+         entries: 1, rules: 0, .. }"
     );
 }

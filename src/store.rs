@@ -1,0 +1,244 @@
+//! [`KeyStore`]: the sharded map of key states, bounded in size.
+//!
+//! Keys come from traffic, so the map must not grow without limit. Two mechanisms keep
+//! it small, both run by ordinary calls (there is no background task):
+//!
+//! - **Sweeping.** A key with no failure left in its window and no active backoff holds
+//!   nothing worth keeping. Whenever the map has doubled since the last sweep, the
+//!   insert that doubled it sweeps all such keys out, so sweeping costs amortised O(1)
+//!   per insert and stale keys never make up more than half of a large map.
+//! - **A hard cap.** When the map holds `max_keys` entries, an insert first makes room:
+//!   it sweeps stale keys, then evicts healthy keys with the oldest activity, and only
+//!   when nothing else is left keys in backoff, those ending soonest first. Room is
+//!   made a batch at a time so that a flood of new keys pays for one scan per batch.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::mapref::one::{Ref, RefMut};
+use dashmap::DashMap;
+
+use crate::state::KeyState;
+use crate::time::Tick;
+
+/// Default for [`max_keys`](crate::BackoffRegistryBuilder::max_keys).
+pub const DEFAULT_MAX_KEYS: usize = 250_000;
+
+/// Maps below this size are never swept lazily; sweeping them buys nothing.
+const SWEEP_FLOOR: usize = 1_024;
+
+/// What a key's state is worth keeping for, from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// No failure inside the window, no active backoff: safe to drop.
+    Stale,
+    /// Failures inside the window but not in backoff; `last_active` is its newest
+    /// failure.
+    Healthy { last_active: Tick },
+    /// In backoff until `until`.
+    BackingOff { until: Tick },
+}
+
+/// The key states of one registry.
+#[derive(Debug)]
+pub(crate) struct KeyStore {
+    map: DashMap<Box<str>, KeyState>,
+    /// Entries counted by the store: a slot is reserved before an insert and released
+    /// after a removal, so this is never below the map's true size and never above
+    /// `max_keys`.
+    len: AtomicUsize,
+    max_keys: usize,
+    /// The map's size after the last sweep.
+    swept_len: AtomicUsize,
+    /// Held while making room or sweeping, so that concurrent inserts into a full map
+    /// do not each evict a batch.
+    housekeeping: Mutex<()>,
+}
+
+impl KeyStore {
+    /// Creates an empty store holding at most `max_keys` (at least 1) keys.
+    pub(crate) fn new(max_keys: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            len: AtomicUsize::new(0),
+            max_keys: max_keys.max(1),
+            swept_len: AtomicUsize::new(0),
+            housekeeping: Mutex::new(()),
+        }
+    }
+
+    /// Returns how many keys the store holds.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Returns the largest number of keys the store holds.
+    pub(crate) fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// Reads a key's state under a shared lock on its shard.
+    pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, KeyState>> {
+        self.map.get(key)
+    }
+
+    /// Returns a key's state for writing, inserting a fresh one if needed.
+    ///
+    /// Inserting may sweep the map or evict other keys first; `standing` ranks the
+    /// candidates. The key text is copied only when the key is new.
+    pub(crate) fn get_or_insert(
+        &self,
+        key: &str,
+        standing: &dyn Fn(&str, &KeyState) -> Standing,
+    ) -> RefMut<'_, Box<str>, KeyState> {
+        if let Some(state) = self.map.get_mut(key) {
+            return state;
+        }
+
+        self.sweep_if_doubled(standing);
+        while !self.reserve_slot() {
+            self.make_room(standing);
+        }
+
+        match self.map.entry(key.into()) {
+            Entry::Occupied(existing) => {
+                // Another thread inserted the key meanwhile: give the slot back.
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                existing.into_ref()
+            }
+            Entry::Vacant(vacant) => vacant.insert(KeyState::default()),
+        }
+    }
+
+    /// Removes a key.
+    pub(crate) fn remove(&self, key: &str) -> Option<KeyState> {
+        self.remove_if(key, |_| true)
+    }
+
+    /// Removes a key if `condition` holds for its state.
+    pub(crate) fn remove_if(
+        &self,
+        key: &str,
+        condition: impl FnOnce(&KeyState) -> bool,
+    ) -> Option<KeyState> {
+        let (_, state) = self.map.remove_if(key, |_, state| condition(state))?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(state)
+    }
+
+    /// Removes every key whose state `standing` calls stale; returns how many.
+    pub(crate) fn sweep(&self, standing: &dyn Fn(&str, &KeyState) -> Standing) -> usize {
+        let _housekeeping = self.lock_housekeeping();
+        self.sweep_locked(standing)
+    }
+
+    /// Calls `visit` for every key and state, one shard at a time.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&str, &KeyState)) {
+        for entry in self.map.iter() {
+            visit(entry.key(), entry.value());
+        }
+    }
+
+    fn reserve_slot(&self) -> bool {
+        self.len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                (len < self.max_keys).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    /// Frees at least one slot (a batch when it can): stale keys first, then the
+    /// healthy keys idle longest, then the backoffs ending soonest.
+    fn make_room(&self, standing: &dyn Fn(&str, &KeyState) -> Standing) {
+        let _housekeeping = self.lock_housekeeping();
+        if self.len() < self.max_keys {
+            return;
+        }
+
+        let batch = (self.max_keys / 16).max(1);
+        let mut freed = self.sweep_locked(standing);
+        freed += self.evict_lowest(
+            batch.saturating_sub(freed),
+            standing,
+            |standing| match standing {
+                Standing::Healthy { last_active } => Some(last_active),
+                _ => None,
+            },
+        );
+        self.evict_lowest(
+            batch.saturating_sub(freed),
+            standing,
+            |standing| match standing {
+                Standing::BackingOff { until } => Some(until),
+                _ => None,
+            },
+        );
+    }
+
+    /// Sweeps when the map has doubled since the last sweep, unless another thread is
+    /// already doing housekeeping.
+    fn sweep_if_doubled(&self, standing: &dyn Fn(&str, &KeyState) -> Standing) {
+        let len = self.len();
+        let due = len >= SWEEP_FLOOR.max(2 * self.swept_len.load(Ordering::Acquire));
+        if !due {
+            return;
+        }
+        if let Ok(_housekeeping) = self.housekeeping.try_lock() {
+            self.sweep_locked(standing);
+        }
+    }
+
+    fn sweep_locked(&self, standing: &dyn Fn(&str, &KeyState) -> Standing) -> usize {
+        let removed = self.retain(|key, state| standing(key, state) != Standing::Stale);
+        self.swept_len.store(self.len(), Ordering::Release);
+        removed
+    }
+
+    /// Evicts up to `count` keys with the lowest rank; keys `rank` gives no rank to
+    /// are kept. Returns how many were evicted.
+    fn evict_lowest(
+        &self,
+        count: usize,
+        standing: &dyn Fn(&str, &KeyState) -> Standing,
+        rank: impl Fn(Standing) -> Option<Tick>,
+    ) -> usize {
+        if count == 0 {
+            return 0;
+        }
+
+        let mut ranks = Vec::new();
+        self.for_each(|key, state| ranks.extend(rank(standing(key, state))));
+        if ranks.is_empty() {
+            return 0;
+        }
+        let count = count.min(ranks.len());
+        let (_, &mut cutoff, _) = ranks.select_nth_unstable(count - 1);
+
+        let mut left = count;
+        self.retain(|key, state| {
+            let evict = left > 0 && rank(standing(key, state)).is_some_and(|r| r <= cutoff);
+            left -= usize::from(evict);
+            !evict
+        })
+    }
+
+    /// Keeps the entries `keep` accepts; returns how many were removed.
+    fn retain(&self, mut keep: impl FnMut(&str, &KeyState) -> bool) -> usize {
+        let mut removed = 0;
+        self.map.retain(|key, state| {
+            let kept = keep(key, state);
+            removed += usize::from(!kept);
+            kept
+        });
+        self.len.fetch_sub(removed, Ordering::AcqRel);
+        removed
+    }
+
+    fn lock_housekeeping(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot have left it inconsistent.
+        self.housekeeping
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -20,8 +20,9 @@ use http::Uri;
 /// - the port is written without leading zeros, and dropped when it is the scheme's
 ///   default (80 for `http`/`ws`, 443 for `https`/`wss`) or empty.
 ///
-/// A port that is not a number from 0 to 65535, an empty host, or a host with a stray
-/// `:` gives `None`: such a URI never shares a key with a real host.
+/// A port that is not a number from 0 to 65535, an empty host, a host ending in an
+/// empty label (`h..`), or a host with a stray `:` gives `None`: such a URI never
+/// shares a key with a real host.
 ///
 /// The result borrows from `uri` whenever the authority is already in canonical form,
 /// so the common case allocates nothing.
@@ -120,8 +121,10 @@ fn canonical_host(host: &str) -> Option<Cow<'_, str>> {
         return Some(canonical_ip_literal(host, literal));
     }
 
+    // One trailing dot (the DNS root) names the same host; a second one would be an
+    // empty label, which no host has.
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.contains(['[', ']', ':']) {
+    if host.is_empty() || host.ends_with('.') || host.contains(['[', ']', ':']) {
         return None;
     }
     if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
@@ -237,6 +240,8 @@ mod tests {
         assert_eq!(key(":80", Some(80)), None);
         assert_eq!(key("user@", Some(80)), None);
         assert_eq!(key(".", Some(80)), None);
+        assert_eq!(key("..", Some(80)), None);
+        assert_eq!(key("5..", Some(80)), None);
         assert_eq!(key("[::1]x", Some(80)), None);
         assert_eq!(key("[::1", Some(80)), None);
         assert_eq!(

@@ -66,14 +66,21 @@
 mod builder;
 mod classify;
 mod clock;
+mod config;
 mod error;
 mod events;
+mod extract;
 mod future;
 mod history;
+mod judge;
 mod key;
 mod key_buf;
 mod layer;
 mod registry;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+mod response;
+mod retry_after;
 mod rule;
 mod service;
 mod state;
@@ -81,13 +88,18 @@ mod stats;
 mod time;
 mod track;
 
+#[cfg(feature = "reqwest")]
+pub use crate::reqwest::BackoffMiddleware;
 pub use builder::BackoffRegistryBuilder;
+pub use classify::{Classify, DefaultClassifier, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BackoffError, ConfigError, TrackError};
+pub use extract::{key_fn, AuthorityKey, ExtractKey, KeyFn, RequestHead};
 pub use future::ResponseFuture;
 pub use key::authority_key;
 pub use layer::BackoffLayer;
 pub use registry::BackoffRegistry;
+pub use retry_after::DEFAULT_MAX_RETRY_AFTER;
 pub use rule::{Rule, DEFAULT_BACKOFF, DEFAULT_THRESHOLD, DEFAULT_WINDOW, MAX_THRESHOLD};
 pub use service::BackoffService;
 pub use stats::Stats;

@@ -43,7 +43,8 @@ pub enum Outcome {
 ///         DefaultClassifier.classify_response(status, headers)
 ///     }
 /// };
-/// assert_eq!(classifier.classify_response(StatusCode::NOT_FOUND, &HeaderMap::new()), Outcome::Failure);
+/// let outcome = classifier.classify_response(StatusCode::NOT_FOUND, &HeaderMap::new());
+/// assert_eq!(outcome, Outcome::Failure);
 /// let layer = BackoffLayer::new(BackoffRegistry::new()).classifier(classifier);
 /// # drop(layer);
 /// ```

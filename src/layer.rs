@@ -24,9 +24,12 @@ use crate::service::BackoffService;
 /// use tower::ServiceBuilder;
 /// use url_backoff_registry::{BackoffLayer, BackoffRegistry};
 ///
-/// # fn client() -> tower::util::BoxCloneService<http::Request<String>, http::Response<String>, tower::BoxError> {
-/// #     tower::util::BoxCloneService::new(tower::service_fn(|_req| async {
-/// #         Ok::<_, tower::BoxError>(http::Response::new(String::new()))
+/// # use http::{Request, Response};
+/// # use tower::{util::BoxCloneService, BoxError};
+/// # type Client = BoxCloneService<Request<String>, Response<String>, BoxError>;
+/// # fn client() -> Client {
+/// #     BoxCloneService::new(tower::service_fn(|_req| async {
+/// #         Ok::<_, BoxError>(Response::new(String::new()))
 /// #     }))
 /// # }
 /// let registry = BackoffRegistry::new();

@@ -10,12 +10,31 @@
 //! 120 s; [`Rule`]s override them per key.
 //!
 //! [`BackoffLayer`] puts the registry in front of any `http::Request` service (a hyper
-//! or reqwest client, an outbound proxy, a [`tower::ServiceBuilder`] pipeline): requests
-//! to a host in backoff fail at once with a [`BackoffError`], and every response or
-//! error is fed back into the registry. [`BackoffRegistry::track`] does the same for any
-//! fallible future.
+//! client, an outbound proxy, a [`tower::ServiceBuilder`] pipeline): requests to a host
+//! in backoff fail at once with a [`BackoffError`], and every response or error is fed
+//! back into the registry. A failed response's `Retry-After` header puts its host into
+//! backoff at once. [`BackoffRegistry::track`] does the same for any fallible future,
+//! and `BackoffMiddleware` (feature `reqwest`) for `reqwest-middleware` clients.
+//!
+//! What the layer decides can be replaced piece by piece: the key a request counts
+//! against ([`ExtractKey`]; by default its URI authority, optionally its `Host`
+//! header), what a response or error says about the host ([`Classify`]), and how
+//! `Retry-After` is honoured. [`BackoffService`] documents where a request is rejected
+//! and what counts as a failure; the README explains how layer order changes what
+//! counts.
 //!
 //! Time comes from a [`Clock`]; tests use [`ManualClock`] and never sleep.
+//!
+//! # Logging
+//!
+//! Through `tracing`: info when a key enters backoff (key, failures, deadline, cause:
+//! threshold or server hint), when a server hint extends a backoff, and when a key
+//! recovers; debug for each refused call. Only keys are logged, never paths, query
+//! strings, userinfo or headers.
+//!
+//! # Features
+//!
+//! - `reqwest`: `BackoffMiddleware`, for `reqwest-middleware` clients. Off by default.
 //!
 //! # Example
 //!

@@ -15,7 +15,8 @@ impl BackoffError {
     ///
     /// let clock = ManualClock::new();
     /// let registry = BackoffRegistry::builder().clock(clock.clone()).build().unwrap();
-    /// registry.set_rule("h", Rule::default().threshold(1).backoff(Duration::from_secs(10))).unwrap();
+    /// let rule = Rule::default().threshold(1).backoff(Duration::from_secs(10));
+    /// registry.set_rule("h", rule).unwrap();
     /// registry.record_failure("h");
     /// clock.advance(Duration::from_millis(2_500));
     /// assert_eq!(registry.check("h").unwrap_err().retry_after_secs(), 8);

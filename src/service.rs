@@ -48,6 +48,14 @@ use crate::registry::BackoffRegistry;
 /// future dropped before it completes (by a timeout further out, for example) records
 /// nothing.
 ///
+/// # Layer order
+///
+/// The layer judges whatever comes out of the services inside it. A timeout *inside*
+/// (`BackoffLayer` before `TimeoutLayer` in a `ServiceBuilder`) is an error, so a
+/// failure; a timeout *outside* drops this service's future, so nothing is recorded. A
+/// retry layer outside sees each refusal and must not retry it
+/// ([`BackoffError::is_backoff`]).
+///
 /// # Readiness and sharing
 ///
 /// [`poll_ready`](Service::poll_ready) delegates to the inner service unchanged. When
@@ -59,6 +67,7 @@ use crate::registry::BackoffRegistry;
 ///
 /// [`BackoffError`]: crate::BackoffError
 /// [`BackoffError::find`]: crate::BackoffError::find
+/// [`BackoffError::is_backoff`]: crate::BackoffError::is_backoff
 #[derive(Clone)]
 pub struct BackoffService<S, K = AuthorityKey, C = DefaultClassifier> {
     inner: S,

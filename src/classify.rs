@@ -21,8 +21,9 @@ pub enum Outcome {
 ///
 /// [`BackoffLayer::classifier`](crate::BackoffLayer::classifier) replaces the
 /// [`DefaultClassifier`] with your own. Any closure
-/// `Fn(StatusCode, &HeaderMap) -> Outcome` is a classifier too; it counts every
-/// client error as a failure.
+/// `Fn(StatusCode, &HeaderMap) -> Outcome` is a classifier too (annotate its parameter
+/// types, as below, so the compiler sees that it takes any `&HeaderMap`); it counts
+/// every client error as a failure.
 ///
 /// The classifier is cloned into each request's response future, so keep it cheap to
 /// clone (share large state through an `Arc`).

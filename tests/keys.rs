@@ -299,3 +299,81 @@ async fn without_the_fallback_origin_form_requests_are_untracked() {
     }
     assert!(registry.is_empty());
 }
+
+/// A small deterministic generator of odd strings: every byte that matters to an
+/// authority, in random order and length.
+fn odd_strings(count: usize) -> Vec<String> {
+    const PIECES: [&str; 24] = [
+        "a",
+        "Z",
+        "0",
+        "9",
+        ".",
+        ":",
+        "@",
+        "[",
+        "]",
+        "%",
+        "-",
+        "_",
+        "::",
+        "65535",
+        "65536",
+        "99999999999999999999",
+        "user:pw@",
+        "[::1]",
+        "[FE80::1%25eth0]",
+        "xn--",
+        " ",
+        "\t",
+        "\u{e9}",
+        "",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let length = next() % 8;
+            (0..length)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn odd_uris_and_host_headers_never_panic_or_leak_userinfo() {
+    let fallback = url_backoff_registry::AuthorityKey::new().host_fallback(true);
+    let mut tracked = 0;
+    for text in odd_strings(20_000) {
+        for uri in [
+            format!("http://{text}/"),
+            format!("https://{text}"),
+            text.clone(),
+        ] {
+            if let Ok(uri) = uri.parse::<http::Uri>() {
+                if let Some(key) = authority_key(&uri) {
+                    assert!(!key.contains('@'), "{uri} gave {key}");
+                    assert!(!key.is_empty(), "{uri}");
+                    tracked += 1;
+                }
+            }
+        }
+        let Ok(value) = http::HeaderValue::from_str(&text) else {
+            continue;
+        };
+        let request = Request::get("/").header("host", value).body(()).unwrap();
+        let head = RequestHead::from_request(&request);
+        if let Some(key) = url_backoff_registry::ExtractKey::extract_key(&fallback, head) {
+            assert!(!key.contains('@'), "{text:?} gave {key}");
+            assert!(!key.contains(' '), "{text:?} gave {key}");
+        }
+    }
+    // The sweep is not vacuous: plenty of the strings are real authorities.
+    assert!(tracked > 1_000, "{tracked}");
+}

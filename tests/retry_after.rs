@@ -303,3 +303,69 @@ async fn untracked_requests_ignore_hints() {
 
     assert!(registry.is_empty());
 }
+
+#[tokio::test]
+async fn an_unbounded_cap_saturates_instead_of_panicking() {
+    let (registry, clock) = registry();
+    let layer = BackoffLayer::new(registry.clone()).max_retry_after(Duration::MAX);
+    let (mut service, mut handle) = guarded(layer);
+
+    let reply = response(StatusCode::SERVICE_UNAVAILABLE, &["99999999999999999999"]);
+    exchange(&mut service, &mut handle, reply).await.unwrap();
+
+    // The deadline is as far as the registry can represent: centuries away.
+    let until = registry.next_retry_at(KEY).unwrap();
+    assert!(until > clock.now() + secs(100 * 365 * 24 * 3600));
+    // At the end of the registry's time the backoff ends too, without overflow.
+    clock.advance(Duration::MAX);
+    assert!(!registry.should_backoff(KEY));
+}
+
+#[tokio::test]
+async fn odd_retry_after_values_never_panic() {
+    let pieces = [
+        "0",
+        "9",
+        "-",
+        "+",
+        ".",
+        " ",
+        "\t",
+        ",",
+        "GMT",
+        "Sun",
+        "Nov",
+        "06",
+        "1994",
+        "08:49:37",
+        "99999999999999999999",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "\u{e9}",
+    ];
+    let (registry, clock) = registry();
+    let (mut service, mut handle) = guarded(BackoffLayer::new(registry.clone()));
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2_000 {
+        let mut value = String::new();
+        for _ in 0..(state % 6) {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            value.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+        }
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let Ok(value) = http::HeaderValue::from_str(&value) else {
+            continue;
+        };
+        registry.clear(KEY);
+        let mut reply = response(StatusCode::SERVICE_UNAVAILABLE, &[]);
+        reply.headers_mut().insert(RETRY_AFTER, value.clone());
+        exchange(&mut service, &mut handle, reply).await.unwrap();
+        assert_eq!(registry.stats(KEY).failures_in_window, 1, "{value:?}");
+        if let Some(until) = registry.next_retry_at(KEY) {
+            assert!(until <= clock.now() + DEFAULT_MAX_RETRY_AFTER, "{value:?}");
+        }
+    }
+}

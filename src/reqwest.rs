@@ -31,7 +31,9 @@ use crate::registry::BackoffRegistry;
 ///
 /// The key extractor sees the request URL (without its fragment) as an [`http::Uri`];
 /// a URL too long for `http::Uri` shows only its scheme and authority. Its
-/// [`RequestHead::extensions`] are the middleware chain's extensions.
+/// [`RequestHead::extensions`] are the middleware chain's extensions. A reqwest URL
+/// always names a host, so there is no `Host` fallback here. Unlike the layer, the
+/// middleware copies the URL for every request.
 ///
 /// ```
 /// use url_backoff_registry::{BackoffMiddleware, BackoffRegistry};
@@ -54,16 +56,6 @@ impl BackoffMiddleware {
         Self {
             config: Config::new(registry, AuthorityKey::new(), DefaultClassifier),
         }
-    }
-}
-
-impl<C> BackoffMiddleware<AuthorityKey, C> {
-    /// Chooses whether a request whose URL has no authority counts against its `Host`
-    /// header (default `false`); see [`AuthorityKey::host_fallback`].
-    #[must_use]
-    pub fn host_fallback(mut self, enabled: bool) -> Self {
-        self.config.extractor = self.config.extractor.host_fallback(enabled);
-        self
     }
 }
 

@@ -21,7 +21,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use url_backoff_registry::{BackoffError, BackoffLayer, BackoffRegistry};
+use url_backoff_registry::{
+    BackoffError, BackoffLayer, BackoffRegistry, DefaultClassifier, Outcome,
+};
 
 /// What the demo does; the defaults finish in about five seconds.
 #[derive(Debug, Clone)]
@@ -58,7 +60,7 @@ impl Default for DemoOptions {
 pub(crate) struct Summary {
     /// Requests that went out to the server.
     pub(crate) sent: usize,
-    /// Sent requests that failed (5xx, 429 or a transport error).
+    /// Sent requests that failed (5xx, 429, 408 or a transport error).
     pub(crate) failed: usize,
     /// Requests refused by the layer without reaching the server.
     pub(crate) short_circuited: usize,
@@ -181,7 +183,7 @@ impl Summary {
 }
 
 fn is_failure(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+    DefaultClassifier::classify_status(status) == Outcome::Failure
 }
 
 /// Starts a server on `127.0.0.1:0` that answers 503 to its first `outage` requests and

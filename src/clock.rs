@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::time::{duration_to_nanos, saturating_add};
 
@@ -17,6 +17,14 @@ use crate::time::{duration_to_nanos, saturating_add};
 pub trait Clock: Send + Sync + 'static {
     /// Returns the current time.
     fn now(&self) -> Instant;
+
+    /// Returns the current wall-clock time, used to turn an HTTP date (a `Retry-After`
+    /// header, a log line's deadline) into a point on [`now`](Self::now)'s timeline.
+    ///
+    /// Defaults to [`SystemTime::now`].
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// The default clock: the system's monotonic time, as seen by tokio.
@@ -24,7 +32,8 @@ pub trait Clock: Send + Sync + 'static {
 /// It reads [`tokio::time::Instant::now`], which is the same as
 /// [`std::time::Instant::now`] in production. In tests that pause tokio's clock
 /// (`#[tokio::test(start_paused = true)]` with tokio's `test-util` feature), it follows
-/// the paused time, so `tokio::time::advance` moves the registry's time too.
+/// the paused time, so `tokio::time::advance` moves the registry's time too. Its wall
+/// clock is [`SystemTime::now`], which tokio's paused time does not move.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -39,6 +48,10 @@ impl Clock for SystemClock {
 /// Clones share one time: advancing any clone advances them all, so a test can keep a
 /// clone while the registry owns another.
 ///
+/// Its wall clock ([`system_now`](Self::system_now)) starts at the current system
+/// time rounded down to a whole second and moves with [`advance`](Self::advance), so
+/// an HTTP date (which has one-second resolution) made from it converts back exactly.
+///
 /// ```
 /// use std::time::Duration;
 /// use url_backoff_registry::ManualClock;
@@ -52,14 +65,19 @@ impl Clock for SystemClock {
 #[derive(Clone)]
 pub struct ManualClock {
     start: Instant,
+    system_start: SystemTime,
     elapsed_nanos: Arc<AtomicU64>,
 }
 
 impl ManualClock {
     /// Creates a clock that reads the current system time until it is advanced.
     pub fn new() -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Self {
             start: Instant::now(),
+            system_start: UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs()),
             elapsed_nanos: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -67,6 +85,14 @@ impl ManualClock {
     /// Returns the clock's current time.
     pub fn now(&self) -> Instant {
         saturating_add(self.start, self.elapsed())
+    }
+
+    /// Returns the clock's current wall-clock time.
+    pub fn system_now(&self) -> SystemTime {
+        // `SystemTime` holds far more than the 584 years `elapsed` can reach on every
+        // common platform; should one fall short, stay at the start rather than panic.
+        let start = self.system_start;
+        start.checked_add(self.elapsed()).unwrap_or(start)
     }
 
     /// Moves the clock forward by `by`, saturating at the largest representable time.
@@ -93,6 +119,10 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         ManualClock::now(self)
+    }
+
+    fn system_now(&self) -> SystemTime {
+        ManualClock::system_now(self)
     }
 }
 

@@ -1,8 +1,11 @@
 //! Error types: invalid configuration, a call refused because its key is in backoff,
 //! and the error of a tracked call.
 
+use std::error::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
+
+use tower::BoxError;
 
 /// A configuration value that the registry cannot work with.
 ///
@@ -85,6 +88,49 @@ impl BackoffError {
     /// Returns how long the backoff still had to run when the call was refused.
     pub fn retry_after(&self) -> Duration {
         self.retry_after
+    }
+
+    /// Finds a `BackoffError` in `error` or in the chain of its
+    /// [`source`](Error::source)s.
+    ///
+    /// Middleware that wraps errors (a `Buffer`'s worker, your own error types) keeps
+    /// the refusal findable this way.
+    ///
+    /// ```
+    /// use url_backoff_registry::{BackoffError, BackoffRegistry, Rule};
+    ///
+    /// let registry = BackoffRegistry::new();
+    /// registry.set_rule("api.example.com", Rule::default().threshold(1)).unwrap();
+    /// registry.record_failure("api.example.com");
+    /// let error: tower::BoxError = registry.check("api.example.com").unwrap_err().into();
+    ///
+    /// let found = BackoffError::find(&*error).unwrap();
+    /// assert_eq!(found.key(), "api.example.com");
+    /// assert!(BackoffError::find(&std::io::Error::other("reset")).is_none());
+    /// ```
+    pub fn find<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Self> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(found) = error.downcast_ref::<Self>() {
+                return Some(found);
+            }
+            current = error.source();
+        }
+        None
+    }
+
+    /// Returns whether `error` is, or was caused by, a refusal of a backoff layer: the
+    /// predicate a retry policy needs so that it never retries one.
+    ///
+    /// ```
+    /// use tower::BoxError;
+    /// use url_backoff_registry::BackoffError;
+    ///
+    /// let error = BoxError::from("connection reset");
+    /// assert!(!BackoffError::is_backoff(&error));
+    /// ```
+    pub fn is_backoff(error: &BoxError) -> bool {
+        Self::find(&**error).is_some()
     }
 }
 

@@ -9,8 +9,9 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tower::BoxError;
 
-use crate::classify::{classify_error, classify_status};
+use crate::classify::{Classify, DefaultClassifier};
 use crate::error::BackoffError;
+use crate::judge::Judge;
 use crate::key_buf::KeyBuf;
 use crate::registry::{BackoffRegistry, Ticket};
 
@@ -20,19 +21,19 @@ pin_project! {
     /// It resolves to the inner response, to the inner error boxed, or to a
     /// [`BackoffError`] when the request was refused. Dropping it before it completes
     /// records nothing.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, C = DefaultClassifier> {
         #[pin]
-        state: State<F>,
+        state: State<F, C>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, C> {
         Tracked {
             #[pin]
             future: F,
-            report: Option<Report>,
+            report: Option<Report<C>>,
         },
         Untracked {
             #[pin]
@@ -44,25 +45,33 @@ pin_project! {
     }
 }
 
-/// Where to record the outcome of an admitted request.
-struct Report {
+/// Where and how to record the outcome of an admitted request.
+pub(crate) struct Report<C> {
     registry: BackoffRegistry,
     key: KeyBuf,
     ticket: Ticket,
+    judge: Judge<C>,
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn tracked(
-        future: F,
-        registry: BackoffRegistry,
+impl<C: Clone> Report<C> {
+    pub(crate) fn new(
+        registry: &BackoffRegistry,
         key: KeyBuf,
         ticket: Ticket,
+        judge: &Judge<C>,
     ) -> Self {
-        let report = Some(Report {
-            registry,
+        Self {
+            registry: registry.clone(),
             key,
             ticket,
-        });
+            judge: judge.clone(),
+        }
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn tracked(future: F, report: Report<C>) -> Self {
+        let report = Some(report);
         Self {
             state: State::Tracked { future, report },
         }
@@ -81,10 +90,11 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, C, B, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
+    C: Classify,
 {
     type Output = Result<Response<B>, BoxError>;
 
@@ -108,18 +118,20 @@ where
     }
 }
 
-impl Report {
+impl<C: Classify> Report<C> {
     fn record<B>(self, result: &Result<Response<B>, BoxError>) {
-        let outcome = match result {
-            Ok(response) => classify_status(response.status()),
-            Err(error) => classify_error(error),
+        let verdict = match result {
+            Ok(response) => {
+                self.judge
+                    .response(response.status(), response.headers(), &self.registry)
+            }
+            Err(error) => self.judge.error(&**error),
         };
-        self.registry
-            .record_outcome(&self.key, self.ticket, outcome);
+        verdict.record(&self.registry, &self.key, self.ticket);
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("ResponseFuture");
         match &self.state {

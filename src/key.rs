@@ -1,11 +1,13 @@
-//! Deriving a registry key from a request URI's authority.
+//! Deriving a registry key from a request URI's authority or `Host` header.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::Ipv6Addr;
 
 use arrayvec::ArrayString;
-use http::Uri;
+use http::header::HOST;
+use http::uri::Authority;
+use http::{HeaderMap, Uri};
 
 /// Returns the registry key for `uri`: its authority, normalised, or `None` if the URI
 /// has no usable authority (such requests pass the layer untracked).
@@ -41,6 +43,34 @@ pub fn authority_key(uri: &Uri) -> Option<Cow<'_, str>> {
     let authority = uri.authority()?.as_str();
     let default_port = uri.scheme_str().and_then(default_port);
     normalize_authority(authority, default_port)
+}
+
+/// Returns the registry key for a request's `Host` header, normalised like
+/// [`authority_key`], or `None` unless there is exactly one `Host` field holding a valid
+/// authority without userinfo.
+///
+/// `scheme` is the request URI's scheme, if it has one: only then is a default port
+/// dropped. A request that reached a server in origin form (`GET /path`) has none, so
+/// `Host: example.com:80` stays `example.com:80`.
+///
+/// Validating the header as an [`Authority`] copies it once; the key itself borrows
+/// from the header when it is already canonical.
+pub(crate) fn host_header_key<'a>(
+    headers: &'a HeaderMap,
+    scheme: Option<&str>,
+) -> Option<Cow<'a, str>> {
+    let mut values = headers.get_all(HOST).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+
+    let text = value.to_str().ok()?;
+    // A `Host` field is `host[:port]`: userinfo has no place in it.
+    if text.parse::<Authority>().is_err() || text.contains('@') {
+        return None;
+    }
+    normalize_authority(text, scheme.and_then(default_port))
 }
 
 /// Normalises an authority string (`[userinfo@]host[:port]`) into a key; see
@@ -230,6 +260,67 @@ mod tests {
     #[test]
     fn port_zero_is_kept_in_one_spelling() {
         assert_eq!(key("h:0", Some(80)), Some(("h:0".into(), true)));
+    }
+
+    fn host_key(values: &[&[u8]], scheme: Option<&str>) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            let value = http::HeaderValue::from_bytes(value).unwrap();
+            headers.append(HOST, value);
+        }
+        host_header_key(&headers, scheme).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn host_headers_are_normalised_like_authorities() {
+        assert_eq!(
+            host_key(&[b"Example.COM."], None).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_key(&[b"example.com:0080"], None).as_deref(),
+            Some("example.com:80")
+        );
+        assert_eq!(
+            host_key(&[b"example.com:80"], Some("http")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_key(&[b"[2001:DB8:0:0:0:0:0:1]:8080"], None).as_deref(),
+            Some("[2001:db8::1]:8080")
+        );
+        assert_eq!(
+            host_key(&[b"127.0.0.1:3000"], None).as_deref(),
+            Some("127.0.0.1:3000")
+        );
+    }
+
+    #[test]
+    fn invalid_host_headers_are_untracked() {
+        let invalid: [&[u8]; 12] = [
+            b"",
+            b"exa mple.com",
+            b"example.com:65536",
+            b"example.com:http",
+            b"user:secret@example.com",
+            b"@example.com",
+            b"example.com/path",
+            b"example.com?q",
+            b"[::1",
+            b":80",
+            b"h\xc3\xa9.example",
+            b"example.com:80:80",
+        ];
+        for value in invalid {
+            assert_eq!(
+                host_key(&[value], None),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        assert_eq!(host_key(&[b"a.example", b"a.example"], None), None);
+        assert_eq!(host_key(&[], None), None);
     }
 
     #[test]

@@ -10,12 +10,31 @@
 //! 120 s; [`Rule`]s override them per key.
 //!
 //! [`BackoffLayer`] puts the registry in front of any `http::Request` service (a hyper
-//! or reqwest client, an outbound proxy, a [`tower::ServiceBuilder`] pipeline): requests
-//! to a host in backoff fail at once with a [`BackoffError`], and every response or
-//! error is fed back into the registry. [`BackoffRegistry::track`] does the same for any
-//! fallible future.
+//! client, an outbound proxy, a [`tower::ServiceBuilder`] pipeline): requests to a host
+//! in backoff fail at once with a [`BackoffError`], and every response or error is fed
+//! back into the registry. A failed response's `Retry-After` header puts its host into
+//! backoff at once. [`BackoffRegistry::track`] does the same for any fallible future,
+//! and `BackoffMiddleware` (feature `reqwest`) for `reqwest-middleware` clients.
+//!
+//! What the layer decides can be replaced piece by piece: the key a request counts
+//! against ([`ExtractKey`]; by default its URI authority, optionally its `Host`
+//! header), what a response or error says about the host ([`Classify`]), and how
+//! `Retry-After` is honoured. [`BackoffService`] documents where a request is rejected
+//! and what counts as a failure; the README explains how layer order changes what
+//! counts.
 //!
 //! Time comes from a [`Clock`]; tests use [`ManualClock`] and never sleep.
+//!
+//! # Logging
+//!
+//! Through `tracing`: info when a key enters backoff (key, failures, deadline, cause:
+//! threshold or server hint), when a server hint extends a backoff, and when a key
+//! recovers; debug for each refused call. Only keys are logged, never paths, query
+//! strings, userinfo or headers.
+//!
+//! # Features
+//!
+//! - `reqwest`: `BackoffMiddleware`, for `reqwest-middleware` clients. Off by default.
 //!
 //! # Example
 //!
@@ -66,14 +85,21 @@
 mod builder;
 mod classify;
 mod clock;
+mod config;
 mod error;
 mod events;
+mod extract;
 mod future;
 mod history;
+mod judge;
 mod key;
 mod key_buf;
 mod layer;
 mod registry;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+mod response;
+mod retry_after;
 mod rule;
 mod service;
 mod state;
@@ -82,13 +108,18 @@ mod store;
 mod time;
 mod track;
 
+#[cfg(feature = "reqwest")]
+pub use crate::reqwest::BackoffMiddleware;
 pub use builder::BackoffRegistryBuilder;
+pub use classify::{Classify, DefaultClassifier, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BackoffError, ConfigError, TrackError};
+pub use extract::{key_fn, AuthorityKey, ExtractKey, KeyFn, RequestHead};
 pub use future::ResponseFuture;
 pub use key::authority_key;
 pub use layer::BackoffLayer;
 pub use registry::BackoffRegistry;
+pub use retry_after::DEFAULT_MAX_RETRY_AFTER;
 pub use rule::{Rule, DEFAULT_BACKOFF, DEFAULT_THRESHOLD, DEFAULT_WINDOW, MAX_THRESHOLD};
 pub use service::BackoffService;
 pub use stats::Stats;

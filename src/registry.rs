@@ -4,12 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 
 use crate::builder::BackoffRegistryBuilder;
+use crate::classify::Outcome;
 use crate::clock::Clock;
 use crate::error::{BackoffError, ConfigError};
 use crate::events::{emit, Event, TripCause};
@@ -93,17 +94,6 @@ impl Ticket {
     fn still_current(&self, state: &KeyState) -> bool {
         state.trip() <= self.trip
     }
-}
-
-/// How a finished call went, as far as the registry is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The call succeeded: the key is cleared.
-    Success,
-    /// The call failed: a failure is recorded.
-    Failure,
-    /// The outcome says nothing about the key's health: nothing happens.
-    Neutral,
 }
 
 impl BackoffRegistry {
@@ -326,7 +316,6 @@ impl BackoffRegistry {
     /// (a `Retry-After` header, for example). A key not in backoff trips at once, below
     /// its threshold; an existing deadline is only ever extended; a time not after
     /// now changes nothing.
-    #[allow(dead_code)] // Its caller, `Retry-After` support in the layer, comes next.
     pub(crate) fn hold_until(&self, key: &str, until: Instant) {
         let now_instant = self.shared.clock.now();
         let now = self.shared.timeline.tick(now_instant);
@@ -336,19 +325,31 @@ impl BackoffRegistry {
         }
 
         let policy = self.policy_for(key);
-        let (tripped, failures) = {
+        let (tripped, before, failures) = {
             let mut state = self.entry_mut(key, now);
+            let before = state.backoff_until(now);
             let tripped = state.hold_until(now, until, || self.next_trip_stamp());
-            (tripped, state.failures_within(now, &policy))
+            (tripped, before, state.failures_within(now, &policy))
         };
 
+        let until_instant = self.shared.timeline.instant(until);
+        let backoff = until_instant.saturating_duration_since(now_instant);
+        let until_wall = self.wall_time(backoff);
         if tripped {
-            let until_instant = self.shared.timeline.instant(until);
             emit(&Event::Tripped {
                 key,
                 failures,
                 until: until_instant,
-                backoff: until_instant.saturating_duration_since(now_instant),
+                until_wall,
+                backoff,
+                cause: TripCause::ServerHint,
+            });
+        } else if before.is_some_and(|before| before < until) {
+            emit(&Event::Extended {
+                key,
+                until: until_instant,
+                until_wall,
+                backoff,
                 cause: TripCause::ServerHint,
             });
         }
@@ -398,14 +399,32 @@ impl BackoffRegistry {
         };
 
         if let FailureEffect::Tripped { failures, until } = effect {
+            let backoff = Duration::from_nanos(until.saturating_sub(now));
             emit(&Event::Tripped {
                 key,
                 failures,
                 until: self.shared.timeline.instant(until),
-                backoff: Duration::from_nanos(until.saturating_sub(now)),
+                until_wall: self.wall_time(backoff),
+                backoff,
                 cause: TripCause::Threshold,
             });
         }
+    }
+
+    /// Returns the wall-clock time `from_now` after the clock's present, or `None` if
+    /// `SystemTime` cannot represent it.
+    fn wall_time(&self, from_now: Duration) -> Option<SystemTime> {
+        self.system_now().checked_add(from_now)
+    }
+
+    /// Returns the clock's wall-clock time, for reading HTTP dates.
+    pub(crate) fn system_now(&self) -> SystemTime {
+        self.shared.clock.system_now()
+    }
+
+    /// Returns the clock's time.
+    pub(crate) fn now_instant(&self) -> Instant {
+        self.shared.clock.now()
     }
 
     /// Returns the key's state for writing, creating it if needed (which may sweep or

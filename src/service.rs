@@ -1,64 +1,95 @@
 //! [`BackoffService`]: the middleware itself.
 
+use std::fmt;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::{BoxError, Service};
 
-use crate::future::ResponseFuture;
-use crate::key::authority_key;
+use crate::classify::{Classify, DefaultClassifier};
+use crate::config::Config;
+use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
+use crate::future::{Report, ResponseFuture};
 use crate::registry::BackoffRegistry;
 
 /// Middleware that refuses requests to hosts in backoff and reports every outcome to
 /// a [`BackoffRegistry`].
 ///
-/// Usually made by [`BackoffLayer`](crate::BackoffLayer).
+/// Usually made by [`BackoffLayer`](crate::BackoffLayer), which also sets the key
+/// extractor, the classifier and the `Retry-After` handling.
 ///
 /// # Which key a request counts against
 ///
-/// The key is the request URI's authority, normalised by
+/// By default the request URI's authority, normalised by
 /// [`authority_key`](crate::authority_key): `https://API.example.com:443/x` counts
-/// against `api.example.com`. A request whose URI has no authority (a bare path)
-/// passes through untracked: it is never refused and its outcome is not recorded.
+/// against `api.example.com`. A request without a usable key (a bare path, unless the
+/// `Host` fallback is on; an invalid port) passes through untracked: it is never
+/// refused and its outcome is not recorded. See [`ExtractKey`] to choose keys
+/// yourself.
 ///
 /// # Where a request is rejected
 ///
 /// In [`call`](Service::call): when the key is in backoff, the inner service is not
 /// called at all and the returned future fails at once with a [`BackoffError`]
-/// (boxed as [`BoxError`]; find it with `downcast_ref::<BackoffError>()`). Nothing is
-/// recorded for a refused request.
+/// (boxed as [`BoxError`]; find it with [`BackoffError::find`] or
+/// `downcast_ref::<BackoffError>()`). Nothing is recorded for a refused request.
 ///
 /// # What counts as a failure
 ///
-/// - an error from the inner service: a failure (except a [`BackoffError`] from another
-///   backoff layer further in, which counts as nothing);
-/// - a response with a 5xx or 429 status: a failure;
+/// What the classifier says; by default ([`DefaultClassifier`]):
+///
+/// - an error from the inner service: a failure;
+/// - a response with a 5xx, 429 or 408 status: a failure;
 /// - any other response: a success, which clears the key.
 ///
-/// A response future dropped before it completes records nothing.
+/// A [`BackoffError`] from another backoff layer further in always counts as nothing.
+/// A failed response with a valid `Retry-After` header also puts the key into backoff
+/// until then at once, below the threshold, never shortening a deadline. A response
+/// future dropped before it completes (by a timeout further out, for example) records
+/// nothing.
+///
+/// # Layer order
+///
+/// The layer judges whatever comes out of the services inside it. A timeout *inside*
+/// (`BackoffLayer` before `TimeoutLayer` in a `ServiceBuilder`) is an error, so a
+/// failure; a timeout *outside* drops this service's future, so nothing is recorded. A
+/// retry layer outside sees each refusal and must not retry it
+/// ([`BackoffError::is_backoff`]).
 ///
 /// # Readiness and sharing
 ///
-/// [`poll_ready`](Service::poll_ready) delegates to the inner service unchanged. Clones
-/// of the service share one registry, so a host that trips through one clone is in
-/// backoff for all of them (and for anything else using the registry).
+/// [`poll_ready`](Service::poll_ready) delegates to the inner service unchanged. When
+/// a call is refused, the capacity `poll_ready` reserved in the inner service (a
+/// `ConcurrencyLimit` permit, a `Buffer` slot) is given back at once by swapping in a
+/// fresh clone of the inner service, which is why the inner service must be `Clone`.
+/// Clones of the service share one registry, so a host that trips through one clone is
+/// in backoff for all of them (and for anything else using the registry).
 ///
 /// [`BackoffError`]: crate::BackoffError
-#[derive(Debug, Clone)]
-pub struct BackoffService<S> {
+/// [`BackoffError::find`]: crate::BackoffError::find
+/// [`BackoffError::is_backoff`]: crate::BackoffError::is_backoff
+#[derive(Clone)]
+pub struct BackoffService<S, K = AuthorityKey, C = DefaultClassifier> {
     inner: S,
-    registry: BackoffRegistry,
+    config: Config<K, C>,
 }
 
 impl<S> BackoffService<S> {
-    /// Wraps `inner`, recording outcomes in `registry`.
+    /// Wraps `inner`, recording outcomes in `registry` with the default settings.
     pub fn new(inner: S, registry: BackoffRegistry) -> Self {
-        Self { inner, registry }
+        let config = Config::new(registry, AuthorityKey::new(), DefaultClassifier);
+        Self::from_config(inner, config)
+    }
+}
+
+impl<S, K, C> BackoffService<S, K, C> {
+    pub(crate) fn from_config(inner: S, config: Config<K, C>) -> Self {
+        Self { inner, config }
     }
 
     /// Returns the registry this service reports to.
     pub fn registry(&self) -> &BackoffRegistry {
-        &self.registry
+        &self.config.registry
     }
 
     /// Returns a reference to the inner service.
@@ -77,31 +108,58 @@ impl<S> BackoffService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BackoffService<S>
+impl<S, K, C, ReqBody, ResBody> Service<Request<ReqBody>> for BackoffService<S, K, C>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
+    K: ExtractKey,
+    C: Classify + Clone,
 {
     type Response = Response<ResBody>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let Some(key) = authority_key(request.uri()) else {
+        let config = &self.config;
+        let Some(key) = config
+            .extractor
+            .extract_key(RequestHead::from_request(&request))
+        else {
             return ResponseFuture::untracked(self.inner.call(request));
         };
 
-        match self.registry.admit(&key) {
+        match config.registry.admit(&key) {
             Ok(ticket) => {
-                let key = key.into();
-                let registry = self.registry.clone();
-                ResponseFuture::tracked(self.inner.call(request), registry, key, ticket)
+                let report = Report::new(&config.registry, key.into(), ticket, &config.judge);
+                ResponseFuture::tracked(self.inner.call(request), report)
             }
-            Err(backoff) => ResponseFuture::rejected(backoff),
+            Err(backoff) => {
+                self.release_inner();
+                ResponseFuture::rejected(backoff)
+            }
         }
+    }
+}
+
+impl<S: Clone, K, C> BackoffService<S, K, C> {
+    /// Gives back whatever the inner service reserved in `poll_ready` for a call that
+    /// will not be made: dropping a service releases its reservation, and a fresh
+    /// clone holds none.
+    fn release_inner(&mut self) {
+        let fresh = self.inner.clone();
+        drop(std::mem::replace(&mut self.inner, fresh));
+    }
+}
+
+impl<S: fmt::Debug, K, C> fmt::Debug for BackoffService<S, K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackoffService")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
     }
 }

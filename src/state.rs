@@ -126,7 +126,6 @@ impl KeyState {
     /// A deadline is never moved earlier, and one in the past (or now) changes nothing.
     /// Returns whether this put a key that was not in backoff into backoff; that is a
     /// trip, stamped from `next_stamp`.
-    #[allow(dead_code)] // Its caller, `Retry-After` support in the layer, comes next.
     pub(crate) fn hold_until(
         &mut self,
         now: Tick,

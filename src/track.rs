@@ -7,9 +7,10 @@ use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::classify::Outcome;
 use crate::error::TrackError;
 use crate::key_buf::KeyBuf;
-use crate::registry::{BackoffRegistry, Outcome, Ticket};
+use crate::registry::{BackoffRegistry, Ticket};
 
 pin_project! {
     /// A future guarded by a key's backoff state; made by

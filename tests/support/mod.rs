@@ -30,6 +30,20 @@ impl TestServer {
     where
         R: Fn(usize) -> StatusCode + Send + Sync + 'static,
     {
+        Self::start_with(move |sequence| {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+            *response.status_mut() = responder(sequence);
+            response
+        })
+        .await
+    }
+
+    /// Like [`start`](Self::start), with the whole response (status, headers, body)
+    /// chosen by the responder.
+    pub async fn start_with<R>(responder: R) -> Self
+    where
+        R: Fn(usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -45,8 +59,7 @@ impl TestServer {
                 let responder = Arc::clone(&responder);
                 let service = service_fn(move |_request: Request<Incoming>| {
                     let sequence = hits.fetch_add(1, Ordering::SeqCst);
-                    let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-                    *response.status_mut() = responder(sequence);
+                    let response = responder(sequence);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 tokio::spawn(async move {

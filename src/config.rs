@@ -1,0 +1,67 @@
+//! [`Config`]: everything the layer and the reqwest middleware share: the registry,
+//! the key extractor and the rules that judge a finished call.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::judge::Judge;
+use crate::registry::BackoffRegistry;
+
+/// The registry a guard reports to, how it picks a key, and how it judges outcomes.
+#[derive(Clone)]
+pub(crate) struct Config<K, C> {
+    pub(crate) registry: BackoffRegistry,
+    pub(crate) extractor: K,
+    pub(crate) judge: Judge<C>,
+}
+
+impl<K, C> Config<K, C> {
+    pub(crate) fn new(registry: BackoffRegistry, extractor: K, classifier: C) -> Self {
+        Self {
+            registry,
+            extractor,
+            judge: Judge::new(classifier),
+        }
+    }
+
+    pub(crate) fn with_extractor<L>(self, extractor: L) -> Config<L, C> {
+        Config {
+            registry: self.registry,
+            extractor,
+            judge: self.judge,
+        }
+    }
+
+    pub(crate) fn with_classifier<D>(self, classifier: D) -> Config<K, D> {
+        Config {
+            registry: self.registry,
+            extractor: self.extractor,
+            judge: self.judge.with_classifier(classifier),
+        }
+    }
+
+    pub(crate) fn clear_on_success(mut self, clear: bool) -> Self {
+        self.judge.clear_on_success = clear;
+        self
+    }
+
+    pub(crate) fn respect_retry_after(mut self, respect: bool) -> Self {
+        self.judge.respect_retry_after = respect;
+        self
+    }
+
+    pub(crate) fn max_retry_after(mut self, max: Duration) -> Self {
+        self.judge.max_retry_after = max;
+        self
+    }
+}
+
+impl<K, C> fmt::Debug for Config<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("registry", &self.registry)
+            .field("extractor", &std::any::type_name::<K>())
+            .field("judge", &self.judge)
+            .finish()
+    }
+}

@@ -1,0 +1,121 @@
+//! Turning a finished call into what the registry records: the classifier's
+//! [`Outcome`], the success switch, and the server's `Retry-After` hint.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+
+use crate::classify::{Classify, Outcome};
+use crate::error::BackoffError;
+use crate::registry::{BackoffRegistry, Ticket};
+use crate::retry_after::{retry_after, DEFAULT_MAX_RETRY_AFTER};
+use crate::time::saturating_add;
+
+/// The rules that judge a finished call, shared by the tower layer and the reqwest
+/// middleware.
+#[derive(Clone)]
+pub(crate) struct Judge<C> {
+    pub(crate) classifier: C,
+    pub(crate) clear_on_success: bool,
+    pub(crate) respect_retry_after: bool,
+    pub(crate) max_retry_after: Duration,
+}
+
+/// What the registry should record for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub(crate) outcome: Outcome,
+    /// How long the server asked callers to wait; only ever set on a failure.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl<C> Judge<C> {
+    pub(crate) fn new(classifier: C) -> Self {
+        Self {
+            classifier,
+            clear_on_success: true,
+            respect_retry_after: true,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+        }
+    }
+
+    /// Keeps the settings and swaps the classifier.
+    pub(crate) fn with_classifier<D>(self, classifier: D) -> Judge<D> {
+        Judge {
+            classifier,
+            clear_on_success: self.clear_on_success,
+            respect_retry_after: self.respect_retry_after,
+            max_retry_after: self.max_retry_after,
+        }
+    }
+}
+
+impl<C: Classify> Judge<C> {
+    /// Judges a response. A failure carries the `Retry-After` hint, if hints are
+    /// respected and the response has a valid one.
+    pub(crate) fn response(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        registry: &BackoffRegistry,
+    ) -> Verdict {
+        let outcome = self.settle(self.classifier.classify_response(status, headers));
+        let retry_after = match outcome {
+            Outcome::Failure if self.respect_retry_after => {
+                retry_after(headers, || registry.system_now(), self.max_retry_after)
+            }
+            _ => None,
+        };
+        Verdict {
+            outcome,
+            retry_after,
+        }
+    }
+
+    /// Judges an error. A refusal by a backoff layer further in counts as nothing,
+    /// whatever the classifier says: it is not news about the host.
+    pub(crate) fn error(&self, error: &(dyn Error + 'static)) -> Verdict {
+        let outcome = if BackoffError::find(error).is_some() {
+            Outcome::Neutral
+        } else {
+            self.settle(self.classifier.classify_error(error))
+        };
+        Verdict {
+            outcome,
+            retry_after: None,
+        }
+    }
+
+    /// Applies the success switch.
+    fn settle(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Success if !self.clear_on_success => Outcome::Neutral,
+            outcome => outcome,
+        }
+    }
+}
+
+impl Verdict {
+    /// Records the verdict for a call to `key` admitted with `ticket`: the outcome
+    /// first, then the hint, so that a failure reaching the threshold and a hint
+    /// together leave the later of the two deadlines.
+    pub(crate) fn record(self, registry: &BackoffRegistry, key: &str, ticket: Ticket) {
+        registry.record_outcome(key, ticket, self.outcome);
+        if let Some(wait) = self.retry_after {
+            registry.hold_until(key, saturating_add(registry.now_instant(), wait));
+        }
+    }
+}
+
+impl<C> fmt::Debug for Judge<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Judge")
+            .field("classifier", &std::any::type_name::<C>())
+            .field("clear_on_success", &self.clear_on_success)
+            .field("respect_retry_after", &self.respect_retry_after)
+            .field("max_retry_after", &self.max_retry_after)
+            .finish()
+    }
+}

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::registry::BackoffRegistry;
+use crate::escalation::{Escalation, JitterSource, SeededJitter};
+use crate::notify::DEFAULT_EVENT_CAPACITY;
+use crate::registry::{BackoffRegistry, Parts};
 use crate::rule::Settings;
 use crate::store::DEFAULT_MAX_KEYS;
 
@@ -34,6 +36,8 @@ pub struct BackoffRegistryBuilder {
     settings: Settings,
     max_keys: usize,
     clock: Box<dyn Clock>,
+    jitter: Box<dyn JitterSource>,
+    event_capacity: usize,
 }
 
 impl BackoffRegistryBuilder {
@@ -70,6 +74,45 @@ impl BackoffRegistryBuilder {
         self
     }
 
+    /// Escalates the backoff of keys that trip again and again (default: no
+    /// escalation, every backoff lasts `backoff`). See [`Escalation`].
+    pub fn escalation(mut self, escalation: Escalation) -> Self {
+        self.settings.escalation = Some(escalation);
+        self
+    }
+
+    /// Probes a key on recovery (default 0: off).
+    ///
+    /// When a key's backoff ends, at most `probes` calls are admitted until one of
+    /// them finishes; the others are refused as if the key were still in backoff (with
+    /// [`BackoffError::is_probing`](crate::BackoffError::is_probing) set). A probe's
+    /// success clears the key; its failure trips it again at once, escalated if
+    /// [`escalation`](Self::escalation) is on; a probe that is dropped, or whose outcome
+    /// is neutral, frees its slot for the next call. Slots are shared by every clone of
+    /// the registry and by the layer and [`track`](crate::BackoffRegistry::track)
+    /// alike. With `probes(1)`, 50 calls arriving together when a backoff ends reach
+    /// the host as exactly one.
+    pub fn probes(mut self, probes: u32) -> Self {
+        self.settings.probes = probes;
+        self
+    }
+
+    /// Sets where [`Jitter`](crate::Jitter) draws its randomness (default
+    /// [`SeededJitter::new`], seeded from the system). Inject a fixed source or
+    /// [`SeededJitter::with_seed`] to make jittered backoffs repeatable.
+    pub fn jitter_source(mut self, source: impl JitterSource) -> Self {
+        self.jitter = Box::new(source);
+        self
+    }
+
+    /// Sets how many events the [`subscribe`](crate::BackoffRegistry::subscribe)
+    /// channel buffers for a receiver that falls behind (default
+    /// [`DEFAULT_EVENT_CAPACITY`], 1,024; at least 1).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
     /// Sets the clock (default [`SystemClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Box::new(clock);
@@ -78,7 +121,13 @@ impl BackoffRegistryBuilder {
 
     /// Validates the settings and builds the registry.
     pub fn build(self) -> Result<BackoffRegistry, ConfigError> {
-        BackoffRegistry::from_parts(self.settings, self.max_keys, self.clock)
+        BackoffRegistry::from_parts(Parts {
+            settings: self.settings,
+            max_keys: self.max_keys,
+            clock: self.clock,
+            jitter: self.jitter,
+            event_capacity: self.event_capacity,
+        })
     }
 }
 
@@ -88,6 +137,8 @@ impl Default for BackoffRegistryBuilder {
             settings: Settings::default(),
             max_keys: DEFAULT_MAX_KEYS,
             clock: Box::new(SystemClock),
+            jitter: Box::new(SeededJitter::new()),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 }
@@ -98,7 +149,10 @@ impl fmt::Debug for BackoffRegistryBuilder {
             .field("window", &self.settings.window)
             .field("threshold", &self.settings.threshold)
             .field("backoff", &self.settings.backoff)
+            .field("escalation", &self.settings.escalation)
+            .field("probes", &self.settings.probes)
             .field("max_keys", &self.max_keys)
+            .field("event_capacity", &self.event_capacity)
             .finish_non_exhaustive()
     }
 }

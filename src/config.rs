@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::judge::Judge;
-use crate::registry::BackoffRegistry;
+use crate::registry::{BackoffRegistry, Mode};
 
 /// The registry a guard reports to, how it picks a key, and how it judges outcomes.
 #[derive(Clone)]
@@ -13,6 +13,8 @@ pub(crate) struct Config<K, C> {
     pub(crate) registry: BackoffRegistry,
     pub(crate) extractor: K,
     pub(crate) judge: Judge<C>,
+    /// Whether refusals are only reported, never enforced.
+    pub(crate) shadow: bool,
 }
 
 impl<K, C> Config<K, C> {
@@ -21,6 +23,7 @@ impl<K, C> Config<K, C> {
             registry,
             extractor,
             judge: Judge::new(classifier),
+            shadow: false,
         }
     }
 
@@ -29,6 +32,7 @@ impl<K, C> Config<K, C> {
             registry: self.registry,
             extractor,
             judge: self.judge,
+            shadow: self.shadow,
         }
     }
 
@@ -37,6 +41,7 @@ impl<K, C> Config<K, C> {
             registry: self.registry,
             extractor: self.extractor,
             judge: self.judge.with_classifier(classifier),
+            shadow: self.shadow,
         }
     }
 
@@ -54,6 +59,19 @@ impl<K, C> Config<K, C> {
         self.judge.max_retry_after = max;
         self
     }
+
+    pub(crate) fn shadow(mut self, shadow: bool) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// How the registry should treat a refusal.
+    pub(crate) fn mode(&self) -> Mode {
+        match self.shadow {
+            true => Mode::Shadow,
+            false => Mode::Enforce,
+        }
+    }
 }
 
 impl<K, C> fmt::Debug for Config<K, C> {
@@ -62,6 +80,7 @@ impl<K, C> fmt::Debug for Config<K, C> {
             .field("registry", &self.registry)
             .field("extractor", &std::any::type_name::<K>())
             .field("judge", &self.judge)
+            .field("shadow", &self.shadow)
             .finish()
     }
 }

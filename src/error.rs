@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tower::BoxError;
@@ -12,7 +13,7 @@ use tower::BoxError;
 /// Returned by [`BackoffRegistryBuilder::build`](crate::BackoffRegistryBuilder::build)
 /// and [`BackoffRegistry::set_rule`](crate::BackoffRegistry::set_rule); nothing is
 /// changed when it is returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The threshold was 0: a key would be in backoff before it ever failed.
@@ -40,6 +41,17 @@ pub enum ConfigError {
     /// `max_keys` was zero: the registry could not remember a single key.
     #[error("max_keys must be at least 1")]
     ZeroMaxKeys,
+
+    /// An [`Escalation`](crate::Escalation) factor below 1 or not a finite number.
+    #[error("escalation factor must be a finite number of at least 1, not {factor}")]
+    InvalidEscalationFactor {
+        /// The rejected factor.
+        factor: f64,
+    },
+
+    /// An [`Escalation`](crate::Escalation) cap shorter than the backoff it escalates.
+    #[error("escalation max_backoff must be at least the backoff")]
+    EscalationCapBelowBackoff,
 }
 
 /// A call was refused because its key is in backoff.
@@ -61,9 +73,10 @@ pub enum ConfigError {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackoffError {
-    key: Box<str>,
+    key: Arc<str>,
     until: Instant,
     retry_after: Duration,
+    probing: bool,
 }
 
 impl BackoffError {
@@ -72,7 +85,23 @@ impl BackoffError {
             key: key.into(),
             until,
             retry_after: until.saturating_duration_since(now),
+            probing: false,
         }
+    }
+
+    /// A refusal because the key's backoff is over but its probe slots are taken.
+    pub(crate) fn probing(key: &str, backoff_ended: Instant) -> Self {
+        Self {
+            key: key.into(),
+            until: backoff_ended,
+            retry_after: Duration::ZERO,
+            probing: true,
+        }
+    }
+
+    /// Returns the key as shared text, for events.
+    pub(crate) fn shared_key(&self) -> Arc<str> {
+        Arc::clone(&self.key)
     }
 
     /// Returns the key that is in backoff.
@@ -80,14 +109,23 @@ impl BackoffError {
         &self.key
     }
 
-    /// Returns the moment the backoff ends.
+    /// Returns the moment the backoff ends (for a refusal while probing, the moment it
+    /// ended).
     pub fn until(&self) -> Instant {
         self.until
     }
 
-    /// Returns how long the backoff still had to run when the call was refused.
+    /// Returns how long the backoff still had to run when the call was refused; zero
+    /// for a refusal while probing.
     pub fn retry_after(&self) -> Duration {
         self.retry_after
+    }
+
+    /// Returns whether the backoff was over and the call was refused only because the
+    /// key's probe slots were taken (see
+    /// [`BackoffRegistryBuilder::probes`](crate::BackoffRegistryBuilder::probes)).
+    pub fn is_probing(&self) -> bool {
+        self.probing
     }
 
     /// Finds a `BackoffError` in `error` or in the chain of its
@@ -140,12 +178,16 @@ impl fmt::Debug for BackoffError {
             .field("key", &self.key)
             .field("until", &self.until)
             .field("retry_after", &self.retry_after)
+            .field("probing", &self.probing)
             .finish()
     }
 }
 
 impl fmt::Display for BackoffError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.probing {
+            return write!(f, "`{}` is waiting for a probe, retry shortly", self.key);
+        }
         write!(
             f,
             "`{}` is in backoff, retry in {:.3}s",

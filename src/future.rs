@@ -13,6 +13,7 @@ use crate::classify::{Classify, DefaultClassifier};
 use crate::error::BackoffError;
 use crate::judge::Judge;
 use crate::key_buf::KeyBuf;
+use crate::pending::Pending;
 use crate::registry::{BackoffRegistry, Ticket};
 
 pin_project! {
@@ -47,9 +48,7 @@ pin_project! {
 
 /// Where and how to record the outcome of an admitted request.
 pub(crate) struct Report<C> {
-    registry: BackoffRegistry,
-    key: KeyBuf,
-    ticket: Ticket,
+    pending: Pending,
     judge: Judge<C>,
 }
 
@@ -61,9 +60,7 @@ impl<C: Clone> Report<C> {
         judge: &Judge<C>,
     ) -> Self {
         Self {
-            registry: registry.clone(),
-            key,
-            ticket,
+            pending: Pending::new(registry.clone(), key, ticket),
             judge: judge.clone(),
         }
     }
@@ -122,12 +119,13 @@ impl<C: Classify> Report<C> {
     fn record<B>(self, result: &Result<Response<B>, BoxError>) {
         let verdict = match result {
             Ok(response) => {
+                let registry = self.pending.registry();
                 self.judge
-                    .response(response.status(), response.headers(), &self.registry)
+                    .response(response.status(), response.headers(), registry)
             }
             Err(error) => self.judge.error(&**error),
         };
-        verdict.record(&self.registry, &self.key, self.ticket);
+        verdict.record(self.pending);
     }
 }
 
@@ -136,7 +134,7 @@ impl<F, C> fmt::Debug for ResponseFuture<F, C> {
         let mut debug = f.debug_struct("ResponseFuture");
         match &self.state {
             State::Tracked { report, .. } => {
-                let key = report.as_ref().map(|report| &*report.key);
+                let key = report.as_ref().map(|report| report.pending.key());
                 debug.field("tracked_key", &key)
             }
             State::Untracked { .. } => debug.field("tracked_key", &None::<&str>),

@@ -9,9 +9,9 @@ use http::{HeaderMap, StatusCode};
 
 use crate::classify::{Classify, Outcome};
 use crate::error::BackoffError;
-use crate::registry::{BackoffRegistry, Ticket};
+use crate::pending::Pending;
+use crate::registry::BackoffRegistry;
 use crate::retry_after::{retry_after, DEFAULT_MAX_RETRY_AFTER};
-use crate::time::saturating_add;
 
 /// The rules that judge a finished call, shared by the tower layer and the reqwest
 /// middleware.
@@ -98,14 +98,10 @@ impl<C: Classify> Judge<C> {
 }
 
 impl Verdict {
-    /// Records the verdict for a call to `key` admitted with `ticket`: the outcome
-    /// first, then the hint, so that a failure reaching the threshold and a hint
-    /// together leave the later of the two deadlines.
-    pub(crate) fn record(self, registry: &BackoffRegistry, key: &str, ticket: Ticket) {
-        registry.record_outcome(key, ticket, self.outcome);
-        if let Some(wait) = self.retry_after {
-            registry.hold_until(key, saturating_add(registry.now_instant(), wait));
-        }
+    /// Records the verdict for the admitted call `pending`: the outcome first, then
+    /// the server's hint, so that the later of the two deadlines wins.
+    pub(crate) fn record(self, pending: Pending) {
+        pending.finish(self.outcome, self.retry_after);
     }
 }
 

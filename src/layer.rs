@@ -115,6 +115,22 @@ impl<K, C> BackoffLayer<K, C> {
     }
 }
 
+impl<K, C> BackoffLayer<K, C> {
+    /// Runs the layer in shadow mode (default off): it records outcomes, logs and
+    /// reports events exactly as usual, but never refuses a call.
+    ///
+    /// A call that would have been refused goes through, and its
+    /// [`BackoffEvent::ShortCircuited`](crate::BackoffEvent::ShortCircuited) event has
+    /// `shadow: true`. Its outcome is not recorded: in enforcing mode it would not have
+    /// happened, so the registry evolves exactly as it would if the layer were on. Use
+    /// it to watch what the layer would do before turning it on.
+    #[must_use]
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.config = self.config.shadow(shadow);
+        self
+    }
+}
+
 impl<S, K: Clone, C: Clone> Layer<S> for BackoffLayer<K, C> {
     type Service = BackoffService<S, K, C>;
 

@@ -1,4 +1,14 @@
-//! The shared, concurrent [`BackoffRegistry`].
+//! The shared, concurrent [`BackoffRegistry`]: its public questions and the helpers
+//! every state change goes through.
+//!
+//! The rest of the registry lives in submodules by job: admitting calls
+//! (`admission`), recording what happened to them (`outcome`), an operator's manual
+//! control (`control`), and looking at every key at once (`snapshot`).
+
+mod admission;
+mod control;
+mod outcome;
+mod snapshot;
 
 use std::fmt;
 use std::future::Future;
@@ -6,18 +16,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
+use tokio::sync::broadcast;
+
+pub(crate) use admission::{Mode, Ticket};
 
 use crate::builder::BackoffRegistryBuilder;
-use crate::classify::Outcome;
 use crate::clock::Clock;
 use crate::error::{BackoffError, ConfigError};
-use crate::events::{emit, Event, TripCause};
+use crate::escalation::JitterSource;
+use crate::event::{BackoffEvent, TripCause};
+use crate::notify::{wall_time, Notifier};
 use crate::rule::{Policy, Rule, Settings};
-use crate::state::{FailureEffect, KeyState, TripStamp, NEVER_TRIPPED};
+use crate::state::{KeyState, Trip, TripClock, TripSource, TripStamp, NEVER_TRIPPED};
 use crate::stats::Stats;
-use crate::store::{KeyStore, Standing};
+use crate::store::{Evicted, KeyStore, Standing};
 use crate::time::{Tick, Timeline};
 use crate::track::Track;
 
@@ -29,6 +42,12 @@ use crate::track::Track;
 /// callers asking [`should_backoff`](Self::should_backoff) are told not to try. A
 /// success ([`clear`](Self::clear)) forgets the key. Defaults: window 30 s, threshold
 /// 3, backoff 120 s; [`set_rule`](Self::set_rule) overrides them per key.
+///
+/// Opt-in policies go beyond a fixed timer: [`Escalation`](crate::Escalation) lengthens
+/// the backoff of a key that keeps tripping, and
+/// [`probes`](crate::BackoffRegistryBuilder::probes) lets a single call test a key
+/// when its backoff ends. [`subscribe`](Self::subscribe) streams every state change,
+/// and [`snapshot`](Self::snapshot) shows every key at once.
 ///
 /// # Sharing
 ///
@@ -68,6 +87,7 @@ pub struct BackoffRegistry {
     shared: Arc<Shared>,
 }
 
+/// Everything clones of one registry share.
 struct Shared {
     store: KeyStore,
     rules: DashMap<Box<str>, Policy>,
@@ -76,23 +96,26 @@ struct Shared {
     clock: Box<dyn Clock>,
     timeline: Timeline,
     last_trip: AtomicU64,
+    jitter: Box<dyn JitterSource>,
+    notifier: Notifier,
 }
 
-/// Proof that a call was admitted, carrying what the key looked like at that moment
-/// so that a late outcome can be judged against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticket {
-    trip: TripStamp,
+/// What the builder hands over.
+pub(crate) struct Parts {
+    pub(crate) settings: Settings,
+    pub(crate) max_keys: usize,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) jitter: Box<dyn JitterSource>,
+    pub(crate) event_capacity: usize,
 }
 
-impl Ticket {
-    /// Returns whether `state` has not tripped since this ticket was issued.
-    ///
-    /// Trip stamps only grow, so a trip after admission carries a larger stamp; a key
-    /// that was removed and created again starts from [`NEVER_TRIPPED`] and still
-    /// counts as current.
-    fn still_current(&self, state: &KeyState) -> bool {
-        state.trip() <= self.trip
+impl TripSource for Shared {
+    fn next_stamp(&self) -> TripStamp {
+        self.last_trip.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn jitter(&self) -> f64 {
+        self.jitter.fraction()
     }
 }
 
@@ -110,24 +133,23 @@ impl BackoffRegistry {
         BackoffRegistryBuilder::default()
     }
 
-    pub(crate) fn from_parts(
-        settings: Settings,
-        max_keys: usize,
-        clock: Box<dyn Clock>,
-    ) -> Result<Self, ConfigError> {
-        let defaults = Policy::new(settings.window, settings.threshold, settings.backoff)?;
-        if max_keys == 0 {
+    pub(crate) fn from_parts(parts: Parts) -> Result<Self, ConfigError> {
+        let defaults = Policy::new(&parts.settings)?;
+        if parts.max_keys == 0 {
             return Err(ConfigError::ZeroMaxKeys);
         }
-        let timeline = Timeline::starting_at(clock.now());
+
+        let timeline = Timeline::starting_at(parts.clock.now());
         let shared = Shared {
-            store: KeyStore::new(max_keys),
+            store: KeyStore::new(parts.max_keys),
             rules: DashMap::new(),
-            settings,
+            settings: parts.settings,
             defaults,
-            clock,
+            clock: parts.clock,
             timeline,
             last_trip: AtomicU64::new(NEVER_TRIPPED),
+            jitter: parts.jitter,
+            notifier: Notifier::new(parts.event_capacity),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -152,8 +174,12 @@ impl BackoffRegistry {
 
     /// Returns `Ok` if a call to `key` may go ahead now, or the [`BackoffError`]
     /// describing its backoff.
+    ///
+    /// A key whose backoff is over but which waits for a probe answers `Ok` while a
+    /// probe slot is free (the caller would be the probe) and a probing refusal
+    /// otherwise. Asking takes no slot and records nothing.
     pub fn check(&self, key: &str) -> Result<(), BackoffError> {
-        self.lookup(key).map(|_ticket| ())
+        self.lookup(key)
     }
 
     /// Returns when the key's current backoff ends, or `None` if it is not in backoff.
@@ -161,13 +187,14 @@ impl BackoffRegistry {
         self.stats(key).backoff_until
     }
 
-    /// Forgets the key's failures and ends its backoff. Its rule, if any, stays.
+    /// Forgets the key's failures, backoff and escalation. Its rule, if any, stays.
     pub fn clear(&self, key: &str) {
-        self.shared.store.remove(key);
+        self.remove_where(key, |_| true);
     }
 
-    /// Gives `key` its own window, threshold or backoff; fields the rule leaves unset
-    /// follow the registry's defaults. Replaces any earlier rule for the key.
+    /// Gives `key` its own window, threshold, backoff, escalation or probes; fields the
+    /// rule leaves unset follow the registry's defaults. Replaces any earlier rule for
+    /// the key.
     ///
     /// The rule applies from the next failure on: it does not trip or release a key by
     /// itself. A key whose failures had all aged out of its old window is forgotten
@@ -191,7 +218,8 @@ impl BackoffRegistry {
     }
 
     /// Drops every key that holds nothing worth keeping (no failure inside its window,
-    /// no active backoff) and returns how many were dropped.
+    /// no active backoff, no pending probe, no escalation left to fade) and returns how
+    /// many were dropped.
     ///
     /// The registry does this by itself, a little at a time, as it grows; call `prune`
     /// to release memory at a moment of your choosing.
@@ -217,12 +245,12 @@ impl BackoffRegistry {
         Stats {
             failures_in_window: state.failures_within(now, &policy),
             in_backoff: until.is_some(),
-            backoff_until: until.map(|tick| self.shared.timeline.instant(tick)),
+            backoff_until: until.map(|tick| self.instant(tick)),
         }
     }
 
-    /// Lists, sorted, every key with a failure still inside its window or an active
-    /// backoff.
+    /// Lists, sorted, every key with a failure still inside its window, an active
+    /// backoff, or a pending probe.
     pub fn keys(&self) -> Vec<String> {
         let now = self.now();
         let mut keys = Vec::new();
@@ -250,6 +278,34 @@ impl BackoffRegistry {
         self.len() == 0
     }
 
+    /// Returns a receiver of every [`BackoffEvent`] from now on.
+    ///
+    /// Events travel through a bounded channel (see
+    /// [`event_capacity`](crate::BackoffRegistryBuilder::event_capacity)) that never
+    /// blocks the registry: a receiver that falls behind loses the oldest events and
+    /// its next `recv` reports how many, as
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged).
+    ///
+    /// ```
+    /// use url_backoff_registry::{BackoffEvent, BackoffRegistry, Rule, TripCause};
+    ///
+    /// let registry = BackoffRegistry::new();
+    /// let mut events = registry.subscribe();
+    /// registry.set_rule("db.internal", Rule::default().threshold(1)).unwrap();
+    /// registry.record_failure("db.internal");
+    ///
+    /// match events.try_recv().unwrap() {
+    ///     BackoffEvent::Tripped { key, cause, .. } => {
+    ///         assert_eq!(&*key, "db.internal");
+    ///         assert_eq!(cause, TripCause::Threshold);
+    ///     }
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// ```
+    pub fn subscribe(&self) -> broadcast::Receiver<BackoffEvent> {
+        self.shared.notifier.subscribe()
+    }
+
     /// Guards `future` with the key's backoff state.
     ///
     /// When awaited, the returned [`Track`] first checks the key: in backoff, it
@@ -257,7 +313,8 @@ impl BackoffRegistry {
     /// `future` and without recording anything. Otherwise it runs `future`: `Err(e)`
     /// records a failure and resolves to [`TrackError::Inner`](crate::TrackError::Inner);
     /// `Ok` clears the key unless [`Track::clear_on_success`] turned that off. A
-    /// `Track` dropped before it finishes records nothing.
+    /// `Track` dropped before it finishes records nothing (a probe gives its slot
+    /// back).
     ///
     /// ```
     /// use url_backoff_registry::{BackoffRegistry, TrackError};
@@ -278,145 +335,6 @@ impl BackoffRegistry {
         Track::new(self.clone(), key, future)
     }
 
-    /// Admits a call to `key`, or refuses it while the key is in backoff.
-    ///
-    /// This is the per-request check: it takes a shared (read) lock on one shard and
-    /// reads the clock only for keys that have tripped at some point.
-    pub(crate) fn admit(&self, key: &str) -> Result<Ticket, BackoffError> {
-        self.lookup(key).inspect_err(|refused| {
-            emit(&Event::ShortCircuited {
-                key,
-                until: refused.until(),
-                retry_after: refused.retry_after(),
-            });
-        })
-    }
-
-    /// [`admit`](Self::admit) without reporting a refusal: a plain query.
-    fn lookup(&self, key: &str) -> Result<Ticket, BackoffError> {
-        let Some(state) = self.shared.store.get(key) else {
-            return Ok(Ticket {
-                trip: NEVER_TRIPPED,
-            });
-        };
-
-        if state.has_deadline() {
-            let now_instant = self.shared.clock.now();
-            let now = self.shared.timeline.tick(now_instant);
-            if let Some(until) = state.backoff_until(now) {
-                let until = self.shared.timeline.instant(until);
-                return Err(BackoffError::new(key, until, now_instant));
-            }
-        }
-
-        Ok(Ticket { trip: state.trip() })
-    }
-
-    /// Holds `key` in backoff until at least `until`, because the server asked for it
-    /// (a `Retry-After` header, for example). A key not in backoff trips at once, below
-    /// its threshold; an existing deadline is only ever extended; a time not after
-    /// now changes nothing.
-    pub(crate) fn hold_until(&self, key: &str, until: Instant) {
-        let now_instant = self.shared.clock.now();
-        let now = self.shared.timeline.tick(now_instant);
-        let until = self.shared.timeline.tick(until);
-        if until <= now {
-            return;
-        }
-
-        let policy = self.policy_for(key);
-        let (tripped, before, failures) = {
-            let mut state = self.entry_mut(key, now);
-            let before = state.backoff_until(now);
-            let tripped = state.hold_until(now, until, || self.next_trip_stamp());
-            (tripped, before, state.failures_within(now, &policy))
-        };
-
-        let until_instant = self.shared.timeline.instant(until);
-        let backoff = until_instant.saturating_duration_since(now_instant);
-        let until_wall = self.wall_time(backoff);
-        if tripped {
-            emit(&Event::Tripped {
-                key,
-                failures,
-                until: until_instant,
-                until_wall,
-                backoff,
-                cause: TripCause::ServerHint,
-            });
-        } else if before.is_some_and(|before| before < until) {
-            emit(&Event::Extended {
-                key,
-                until: until_instant,
-                until_wall,
-                backoff,
-                cause: TripCause::ServerHint,
-            });
-        }
-    }
-
-    /// Applies the outcome of a call admitted with `ticket`.
-    ///
-    /// A call whose key tripped after it was admitted is a *late* outcome: its success
-    /// does not clear the key, and its failure is remembered but cannot trip it.
-    pub(crate) fn record_outcome(&self, key: &str, ticket: Ticket, outcome: Outcome) {
-        match outcome {
-            Outcome::Success => self.clear_if_unchanged(key, ticket),
-            Outcome::Failure => self.record_failure_at(key, Some(ticket)),
-            Outcome::Neutral => {}
-        }
-    }
-
-    /// Clears `key` unless it tripped since `ticket` was issued. Takes only a read
-    /// lock when there is nothing to clear.
-    fn clear_if_unchanged(&self, key: &str, ticket: Ticket) {
-        let unchanged = match self.shared.store.get(key) {
-            None => return,
-            Some(state) => ticket.still_current(&state),
-        };
-        if !unchanged {
-            return;
-        }
-
-        let removed = self
-            .shared
-            .store
-            .remove_if(key, |state| ticket.still_current(state));
-        if removed.is_some_and(|state| state.trip() != NEVER_TRIPPED) {
-            emit(&Event::Recovered { key });
-        }
-    }
-
-    fn record_failure_at(&self, key: &str, ticket: Option<Ticket>) {
-        let now_instant = self.shared.clock.now();
-        let now = self.shared.timeline.tick(now_instant);
-        let policy = self.policy_for(key);
-
-        let effect = {
-            let mut state = self.entry_mut(key, now);
-            let may_trip = ticket.is_none_or(|ticket| ticket.still_current(&state));
-            state.record_failure(now, &policy, may_trip, || self.next_trip_stamp())
-        };
-
-        if let FailureEffect::Tripped { failures, until } = effect {
-            let backoff = Duration::from_nanos(until.saturating_sub(now));
-            emit(&Event::Tripped {
-                key,
-                failures,
-                until: self.shared.timeline.instant(until),
-                until_wall: self.wall_time(backoff),
-                backoff,
-                cause: TripCause::Threshold,
-            });
-        }
-    }
-
-    /// Returns the wall-clock time `from_now` after the clock's present, or `None` if
-    /// `SystemTime` cannot represent it.
-    fn wall_time(&self, from_now: Duration) -> Option<SystemTime> {
-        self.system_now().checked_add(from_now)
-    }
-
     /// Returns the clock's wall-clock time, for reading HTTP dates.
     pub(crate) fn system_now(&self) -> SystemTime {
         self.shared.clock.system_now()
@@ -427,28 +345,18 @@ impl BackoffRegistry {
         self.shared.clock.now()
     }
 
-    /// Returns the key's state for writing, creating it if needed (which may sweep or
-    /// evict other keys to stay within `max_keys`).
-    fn entry_mut(&self, key: &str, now: Tick) -> RefMut<'_, Box<str>, KeyState> {
-        self.shared.store.get_or_insert(key, &self.standing_at(now))
+    /// Returns the clock's time as an instant and in ticks.
+    fn now_both(&self) -> (Instant, Tick) {
+        let now = self.shared.clock.now();
+        (now, self.shared.timeline.tick(now))
     }
 
-    /// Forgets `key` if it holds nothing worth keeping under its current policy.
-    fn forget_if_stale(&self, key: &str) {
-        let now = self.now();
-        let policy = self.policy_for(key);
-        self.shared
-            .store
-            .remove_if(key, |state| !state.is_live(now, &policy));
+    fn now(&self) -> Tick {
+        self.now_both().1
     }
 
-    /// Ranks keys for sweeping and eviction at `now`.
-    fn standing_at(&self, now: Tick) -> impl Fn(&str, &KeyState) -> Standing + '_ {
-        move |key, state| state.standing(now, &self.policy_for(key))
-    }
-
-    fn next_trip_stamp(&self) -> TripStamp {
-        self.shared.last_trip.fetch_add(1, Ordering::Relaxed) + 1
+    fn instant(&self, tick: Tick) -> Instant {
+        self.shared.timeline.instant(tick)
     }
 
     fn policy_for(&self, key: &str) -> Policy {
@@ -458,8 +366,84 @@ impl BackoffRegistry {
             .map_or(self.shared.defaults, |policy| *policy)
     }
 
-    fn now(&self) -> Tick {
-        self.shared.timeline.tick(self.shared.clock.now())
+    /// Everything a state change at `now` under `policy` needs from the registry.
+    fn trip_clock<'a>(&'a self, now: Tick, policy: &'a Policy) -> TripClock<'a> {
+        TripClock {
+            now,
+            policy,
+            source: &*self.shared,
+        }
+    }
+
+    /// Ranks keys for sweeping and eviction at `now`.
+    fn standing_at(&self, now: Tick) -> impl Fn(&str, &KeyState) -> Standing + '_ {
+        move |key, state| state.standing(now, &self.policy_for(key))
+    }
+
+    /// Changes the key's state with `change`, creating the state if needed (which may
+    /// sweep or evict other keys to stay within `max_keys`). Evictions are reported
+    /// once the store's locks are released.
+    fn update<R>(&self, key: &str, now: Tick, change: impl FnOnce(&mut KeyState) -> R) -> R {
+        let mut evicted = Vec::new();
+        let result = {
+            let standing = self.standing_at(now);
+            let mut state = self
+                .shared
+                .store
+                .get_or_insert(key, &standing, &mut evicted);
+            change(&mut state)
+        };
+
+        for Evicted { key, in_backoff } in evicted {
+            let key = key.into();
+            self.notify(BackoffEvent::Evicted { key, in_backoff });
+        }
+        result
+    }
+
+    /// Changes the key's state with `change` if the registry has any.
+    fn update_existing<R>(&self, key: &str, change: impl FnOnce(&mut KeyState) -> R) -> Option<R> {
+        let mut state = self.shared.store.get_mut(key)?;
+        Some(change(&mut state))
+    }
+
+    /// Removes the key if `condition` holds for its state; returns the removed state.
+    fn remove_where(
+        &self,
+        key: &str,
+        condition: impl FnOnce(&KeyState) -> bool,
+    ) -> Option<KeyState> {
+        self.shared.store.remove_if(key, condition)
+    }
+
+    /// Forgets `key` if it holds nothing worth keeping under its current policy.
+    fn forget_if_stale(&self, key: &str) {
+        let now = self.now();
+        let policy = self.policy_for(key);
+        self.remove_where(key, |state| state.standing(now, &policy) == Standing::Stale);
+    }
+
+    /// The event for a trip of `key` at `now`.
+    fn trip_event(
+        &self,
+        key: &str,
+        trip: Trip,
+        now: (Instant, Tick),
+        cause: TripCause,
+    ) -> BackoffEvent {
+        let backoff = Duration::from_nanos(trip.until.saturating_sub(now.1));
+        BackoffEvent::Tripped {
+            key: key.into(),
+            failures: trip.failures,
+            until: self.instant(trip.until),
+            until_wall: wall_time(self.system_now(), backoff),
+            backoff,
+            cause,
+        }
+    }
+
+    fn notify(&self, event: BackoffEvent) {
+        self.shared.notifier.notify(event);
     }
 }
 

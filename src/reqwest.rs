@@ -14,7 +14,8 @@ use crate::error::BackoffError;
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
 use crate::judge::Verdict;
 use crate::key_buf::KeyBuf;
-use crate::registry::BackoffRegistry;
+use crate::pending::Pending;
+use crate::registry::{BackoffRegistry, Mode};
 
 /// A [`reqwest_middleware::Middleware`] that refuses requests to hosts in backoff and
 /// reports every outcome to a [`BackoffRegistry`]. Needs the `reqwest` feature.
@@ -140,10 +141,15 @@ where
             return next.run(request, extensions).await;
         };
         let registry = &self.config.registry;
-        let ticket = registry.admit(&key).map_err(Error::middleware)?;
+        let ticket = registry
+            .admit(&key, Mode::Enforce)
+            .map_err(Error::middleware)?;
 
+        // Dropped before the response arrives, `pending` records nothing (and gives a
+        // probe's slot back).
+        let pending = Pending::new(registry.clone(), key, ticket);
         let result = next.run(request, extensions).await;
-        self.judge(&result).record(registry, &key, ticket);
+        self.judge(&result).record(pending);
         result
     }
 }

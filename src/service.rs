@@ -132,11 +132,14 @@ where
             return ResponseFuture::untracked(self.inner.call(request));
         };
 
-        match config.registry.admit(&key) {
+        match config.registry.admit(&key, config.mode()) {
             Ok(ticket) => {
                 let report = Report::new(&config.registry, key.into(), ticket, &config.judge);
                 ResponseFuture::tracked(self.inner.call(request), report)
             }
+            // Shadow mode: the refusal was reported; the call runs, and its outcome is
+            // not recorded, so the registry evolves exactly as it would if enforcing.
+            Err(_) if config.shadow => ResponseFuture::untracked(self.inner.call(request)),
             Err(backoff) => {
                 self.release_inner();
                 ResponseFuture::rejected(backoff)

@@ -1,8 +1,10 @@
-//! The state machine of one key: counting failures, tripping, and backing off.
+//! The state machine of one key: counting failures, tripping, backing off, probing on
+//! recovery, and remembering escalation.
 //!
 //! Everything here is plain data driven by explicit times, with no locking and no
 //! clock, so the rules can be read (and tested) on their own.
 
+use crate::escalation::{decayed_level, next_level};
 use crate::history::FailureHistory;
 use crate::rule::Policy;
 use crate::store::Standing;
@@ -26,6 +28,41 @@ pub(crate) struct KeyState {
     until: Tick,
     /// Stamp of the most recent trip.
     trip: TripStamp,
+    /// Trips since the key was created.
+    trips: u32,
+    /// Escalation level of the most recent trip (0: the plain backoff).
+    level: u32,
+    /// Whether the key waits for a probe to succeed once its backoff ends.
+    awaiting_probe: bool,
+    /// Probes admitted and not yet finished.
+    probes_in_flight: u32,
+    /// Whether the key tripped and no success has cleared it since.
+    unresolved: bool,
+}
+
+/// Whether a call to a key may go ahead, judged under a shared lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Calls go ahead.
+    Open,
+    /// In backoff until the given time.
+    Closed { until: Tick },
+    /// The backoff is over but the key waits for a probe: only a caller that takes a
+    /// probe slot (under the exclusive lock) may go ahead. `in_flight` slots are taken.
+    Probing { in_flight: u32 },
+}
+
+/// What a caller gets when it asks for a probe slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProbeSlot {
+    /// Not probing (any more): the call goes ahead as a normal one.
+    NotNeeded,
+    /// The call is a probe.
+    Taken,
+    /// Every slot is taken; the call is refused as if the key were in backoff.
+    Busy { backoff_ended: Tick },
+    /// The key is in backoff after all.
+    Closed { until: Tick },
 }
 
 /// What recording a failure did to a key.
@@ -33,13 +70,34 @@ pub(crate) struct KeyState {
 pub(crate) enum FailureEffect {
     /// The failure was counted; the key is not (newly) in backoff.
     Counted,
-    /// The failure reached the threshold and put the key into backoff.
-    Tripped {
-        /// Failures inside the window, this one included.
-        failures: usize,
-        /// End of the new backoff.
-        until: Tick,
-    },
+    /// The failure put the key into backoff.
+    Tripped(Trip),
+}
+
+/// A new backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trip {
+    /// Failures inside the window at the trip.
+    pub(crate) failures: usize,
+    /// End of the new backoff.
+    pub(crate) until: Tick,
+}
+
+/// What a trip needs from the registry beyond the key's own state.
+pub(crate) trait TripSource {
+    /// A registry-wide trip stamp, taken only when a trip happens.
+    fn next_stamp(&self) -> TripStamp;
+
+    /// A random fraction in `[0, 1)`, drawn only for jittered escalation.
+    fn jitter(&self) -> f64;
+}
+
+/// The moment, policy and registry a state change happens under.
+#[derive(Clone, Copy)]
+pub(crate) struct TripClock<'a> {
+    pub(crate) now: Tick,
+    pub(crate) policy: &'a Policy,
+    pub(crate) source: &'a dyn TripSource,
 }
 
 impl KeyState {
@@ -64,15 +122,45 @@ impl KeyState {
         self.trip
     }
 
+    /// Returns how many times the key tripped since it was created.
+    pub(crate) fn trips(&self) -> u32 {
+        self.trips
+    }
+
+    /// Returns when the key's last backoff ended (or ends).
+    pub(crate) fn backoff_ended(&self) -> Tick {
+        self.until
+    }
+
+    /// Returns whether the key's backoff is over and it waits for a probe.
+    pub(crate) fn is_probing(&self, now: Tick) -> bool {
+        self.awaiting_probe && !self.in_backoff(now)
+    }
+
     /// Counts the failures inside the policy's window at `now`.
     pub(crate) fn failures_within(&self, now: Tick, policy: &Policy) -> usize {
         self.history.count_within(now, policy.window)
     }
 
-    /// Returns whether the key still holds anything worth keeping at `now`: a failure
-    /// inside its window or an active backoff.
+    /// Returns the escalation multiplier a trip at `now` would start from, faded by
+    /// the health since the last backoff: 1 without escalation.
+    pub(crate) fn multiplier(&self, now: Tick, policy: &Policy) -> f64 {
+        match policy.escalation {
+            Some(escalation) if self.trips > 0 => {
+                let level = match self.in_backoff(now) {
+                    true => self.level,
+                    false => decayed_level(self.level, self.until, now, policy.backoff),
+                };
+                escalation.multiplier(level)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Returns whether the key still holds anything a caller would see at `now`: a
+    /// failure inside its window, an active backoff, or a pending probe.
     pub(crate) fn is_live(&self, now: Tick, policy: &Policy) -> bool {
-        self.in_backoff(now) || self.failures_within(now, policy) > 0
+        self.in_backoff(now) || self.awaiting_probe || self.failures_within(now, policy) > 0
     }
 
     /// Ranks the key for sweeping and eviction at `now`.
@@ -80,26 +168,65 @@ impl KeyState {
         if let Some(until) = self.backoff_until(now) {
             return Standing::BackingOff { until };
         }
-        match self.history.newest() {
-            Some(last_active) if self.failures_within(now, policy) > 0 => {
-                Standing::Healthy { last_active }
-            }
-            _ => Standing::Stale,
+
+        let remembers = self.probes_in_flight > 0 || self.multiplier(now, policy) > 1.0;
+        if self.is_live(now, policy) || remembers {
+            let last_active = self.history.newest().unwrap_or(0).max(self.until);
+            return Standing::Healthy { last_active };
         }
+        Standing::Stale
+    }
+
+    /// Decides, under a shared lock, whether a call may go ahead at `now`.
+    pub(crate) fn gate(&self, now: Tick) -> Gate {
+        match self.backoff_until(now) {
+            Some(until) => Gate::Closed { until },
+            None if self.awaiting_probe => Gate::Probing {
+                in_flight: self.probes_in_flight,
+            },
+            None => Gate::Open,
+        }
+    }
+
+    /// Takes one of `limit` probe slots if the key is probing at `now`.
+    pub(crate) fn take_probe(&mut self, now: Tick, limit: u32) -> ProbeSlot {
+        if let Some(until) = self.backoff_until(now) {
+            return ProbeSlot::Closed { until };
+        }
+        if !self.awaiting_probe {
+            return ProbeSlot::NotNeeded;
+        }
+        if self.probes_in_flight >= limit.max(1) {
+            return ProbeSlot::Busy {
+                backoff_ended: self.until,
+            };
+        }
+
+        self.probes_in_flight += 1;
+        ProbeSlot::Taken
+    }
+
+    /// Gives back a probe slot of the trip stamped `trip` without a verdict (the probe
+    /// was dropped or its outcome said nothing). Returns whether a slot was freed.
+    pub(crate) fn release_probe(&mut self, trip: TripStamp) -> bool {
+        if self.trip != trip || self.probes_in_flight == 0 {
+            return false;
+        }
+        self.probes_in_flight -= 1;
+        true
     }
 
     /// Records a failure at `now`.
     ///
     /// The failure always joins the history. It can trip the key only when the key is
-    /// not already in backoff and `may_trip` is set; a trip takes its stamp from
-    /// `next_stamp`. An existing deadline is never moved earlier.
+    /// not already in backoff and `may_trip` is set. An existing deadline is never
+    /// moved earlier.
     pub(crate) fn record_failure(
         &mut self,
-        now: Tick,
-        policy: &Policy,
+        clock: &TripClock<'_>,
         may_trip: bool,
-        next_stamp: impl FnOnce() -> TripStamp,
     ) -> FailureEffect {
+        let (now, policy) = (clock.now, clock.policy);
         self.history.record(now, policy.threshold as usize);
 
         if !may_trip || self.in_backoff(now) {
@@ -110,67 +237,152 @@ impl KeyState {
         if failures < policy.threshold as usize {
             return FailureEffect::Counted;
         }
+        FailureEffect::Tripped(self.trip_now(clock, failures))
+    }
 
-        self.until = self.until.max(now.saturating_add(policy.backoff));
-        self.trip = next_stamp();
-        FailureEffect::Tripped {
+    /// Trips the key at once, whatever its failures: a probe failed.
+    pub(crate) fn fail_probe(&mut self, clock: &TripClock<'_>) -> Trip {
+        self.history
+            .record(clock.now, clock.policy.threshold as usize);
+        let failures = self.failures_within(clock.now, clock.policy);
+        self.trip_now(clock, failures)
+    }
+
+    /// Puts the key into backoff for its (possibly escalated) backoff from now.
+    fn trip_now(&mut self, clock: &TripClock<'_>, failures: usize) -> Trip {
+        let (now, policy) = (clock.now, clock.policy);
+        let backoff = match policy.escalation {
+            None => policy.backoff,
+            Some(escalation) => {
+                self.level = match self.trips {
+                    0 => 0,
+                    _ => next_level(self.level, self.until, now, policy.backoff),
+                };
+                let backoff = escalation.backoff(policy.backoff, self.level);
+                match escalation.is_jittered() {
+                    true => escalation.jittered(backoff, clock.source.jitter()),
+                    false => backoff,
+                }
+            }
+        };
+
+        self.until = self.until.max(now.saturating_add(backoff));
+        self.start_backoff(clock);
+        Trip {
             failures,
             until: self.until,
         }
     }
-}
 
-impl KeyState {
     /// Holds the key in backoff until at least `until`, as a server asked.
     ///
     /// A deadline is never moved earlier, and one in the past (or now) changes nothing.
     /// Returns whether this put a key that was not in backoff into backoff; that is a
-    /// trip, stamped from `next_stamp`.
-    pub(crate) fn hold_until(
-        &mut self,
-        now: Tick,
-        until: Tick,
-        next_stamp: impl FnOnce() -> TripStamp,
-    ) -> bool {
-        if until <= now {
+    /// trip.
+    pub(crate) fn hold_until(&mut self, clock: &TripClock<'_>, until: Tick) -> bool {
+        if until <= clock.now {
             return false;
         }
 
-        let was_in_backoff = self.in_backoff(now);
+        let was_in_backoff = self.in_backoff(clock.now);
         self.until = self.until.max(until);
         if !was_in_backoff {
-            self.trip = next_stamp();
+            self.start_backoff(clock);
         }
         !was_in_backoff
     }
+
+    /// Puts the key into backoff until exactly `until`, earlier or later than any
+    /// current deadline: an operator's decision. Returns the new deadline.
+    pub(crate) fn force_until(&mut self, clock: &TripClock<'_>, until: Tick) -> Tick {
+        self.until = until;
+        self.start_backoff(clock);
+        until
+    }
+
+    /// Stamps a backoff that was just set up, and arms the probe if the policy wants
+    /// one when it ends.
+    fn start_backoff(&mut self, clock: &TripClock<'_>) {
+        self.trip = clock.source.next_stamp();
+        self.trips = self.trips.saturating_add(1);
+        self.unresolved = true;
+        self.awaiting_probe = clock.policy.probes > 0;
+        self.probes_in_flight = 0;
+    }
+
+    /// Applies a success at `now`: failures, backoff and probing are forgotten.
+    pub(crate) fn succeed(&mut self, now: Tick, policy: &Policy) -> Success {
+        let recovered = std::mem::take(&mut self.unresolved);
+        self.history = FailureHistory::default();
+        self.awaiting_probe = false;
+        self.probes_in_flight = 0;
+        self.until = self.until.min(now);
+        Success {
+            recovered,
+            remembers: self.multiplier(now, policy) > 1.0,
+        }
+    }
+}
+
+/// What a success did to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Success {
+    /// The key had tripped and is now clear: a recovery.
+    pub(crate) recovered: bool,
+    /// The key still has escalation to remember; without it, it can be dropped.
+    pub(crate) remembers: bool,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::escalation::{Escalation, EscalationPolicy};
 
     const POLICY: Policy = Policy {
         window: 30,
         threshold: 2,
         backoff: 100,
+        escalation: None,
+        probes: 0,
     };
 
+    /// Stamps every trip 9.
+    struct Nine;
+
+    impl TripSource for Nine {
+        fn next_stamp(&self) -> TripStamp {
+            9
+        }
+
+        fn jitter(&self) -> f64 {
+            0.5
+        }
+    }
+
+    fn clock(now: Tick, policy: &Policy) -> TripClock<'_> {
+        TripClock {
+            now,
+            policy,
+            source: &Nine,
+        }
+    }
+
     fn fail(state: &mut KeyState, now: Tick) -> FailureEffect {
-        state.record_failure(now, &POLICY, true, || 9)
+        state.record_failure(&clock(now, &POLICY), true)
     }
 
     #[test]
     fn trips_at_the_threshold_and_stamps_the_trip() {
         let mut state = KeyState::default();
         assert_eq!(fail(&mut state, 10), FailureEffect::Counted);
-        assert_eq!(
-            fail(&mut state, 40),
-            FailureEffect::Tripped {
-                failures: 2,
-                until: 140
-            }
-        );
-        assert_eq!(state.trip(), 9);
+        let trip = Trip {
+            failures: 2,
+            until: 140,
+        };
+        assert_eq!(fail(&mut state, 40), FailureEffect::Tripped(trip));
+        assert_eq!((state.trip(), state.trips()), (9, 1));
         assert_eq!(state.backoff_until(139), Some(140));
         assert_eq!(state.backoff_until(140), None);
     }
@@ -188,7 +400,7 @@ mod tests {
     fn a_failure_that_may_not_trip_is_only_counted() {
         let mut state = KeyState::default();
         fail(&mut state, 0);
-        let effect = state.record_failure(1, &POLICY, false, || 9);
+        let effect = state.record_failure(&clock(1, &POLICY), false);
         assert_eq!(effect, FailureEffect::Counted);
         assert_eq!(state.failures_within(1, &POLICY), 2);
         assert!(!state.in_backoff(1));
@@ -197,15 +409,15 @@ mod tests {
     #[test]
     fn a_hold_extends_but_never_shortens() {
         let mut state = KeyState::default();
-        assert!(!state.hold_until(10, 10, || 1));
+        assert!(!state.hold_until(&clock(10, &POLICY), 10));
         assert!(!state.in_backoff(10));
 
-        assert!(state.hold_until(10, 50, || 1));
-        assert_eq!((state.backoff_until(10), state.trip()), (Some(50), 1));
+        assert!(state.hold_until(&clock(10, &POLICY), 50));
+        assert_eq!((state.backoff_until(10), state.trip()), (Some(50), 9));
 
-        assert!(!state.hold_until(20, 30, || 2));
-        assert!(!state.hold_until(20, 80, || 2));
-        assert_eq!((state.backoff_until(20), state.trip()), (Some(80), 1));
+        assert!(!state.hold_until(&clock(20, &POLICY), 30));
+        assert!(!state.hold_until(&clock(20, &POLICY), 80));
+        assert_eq!(state.backoff_until(20), Some(80));
     }
 
     #[test]
@@ -215,8 +427,98 @@ mod tests {
             ..POLICY
         };
         let mut state = KeyState::default();
-        state.record_failure(5, &policy, true, || 1);
-        state.record_failure(5, &policy, true, || 1);
+        state.record_failure(&clock(5, &policy), true);
+        state.record_failure(&clock(5, &policy), true);
         assert_eq!(state.backoff_until(u64::MAX - 1), Some(u64::MAX));
+    }
+
+    #[test]
+    fn consecutive_trips_escalate_and_health_fades_them() {
+        let escalation = Escalation::new(2.0, Duration::from_nanos(350));
+        let policy = Policy {
+            threshold: 1,
+            escalation: Some(EscalationPolicy::new(&escalation, 100).unwrap()),
+            ..POLICY
+        };
+        let mut state = KeyState::default();
+        let mut trip_at = |now| match state.record_failure(&clock(now, &policy), true) {
+            FailureEffect::Tripped(trip) => trip.until - now,
+            FailureEffect::Counted => 0,
+        };
+
+        // Each trip right after the previous backoff ends doubles it, up to the cap.
+        assert_eq!(trip_at(0), 100);
+        assert_eq!(trip_at(100), 200);
+        assert_eq!(trip_at(300), 350);
+        assert_eq!(trip_at(650), 350);
+        // 300 ticks of health (three full backoffs) take level 3 down to 0, and the
+        // trip counts one up again: level 1.
+        assert_eq!(trip_at(1_300), 200);
+    }
+
+    #[test]
+    fn probes_are_limited_and_freed_per_trip() {
+        let policy = Policy {
+            probes: 1,
+            ..POLICY
+        };
+        let mut state = KeyState::default();
+        state.record_failure(&clock(0, &policy), true);
+        state.record_failure(&clock(0, &policy), true);
+
+        assert_eq!(state.gate(50), Gate::Closed { until: 100 });
+        assert_eq!(state.take_probe(50, 1), ProbeSlot::Closed { until: 100 });
+        assert_eq!(state.gate(100), Gate::Probing { in_flight: 0 });
+        assert_eq!(state.take_probe(100, 1), ProbeSlot::Taken);
+        assert_eq!(
+            state.take_probe(100, 1),
+            ProbeSlot::Busy { backoff_ended: 100 }
+        );
+
+        assert!(!state.release_probe(8));
+        assert!(state.release_probe(9));
+        assert_eq!(state.take_probe(101, 1), ProbeSlot::Taken);
+
+        let success = state.succeed(120, &policy);
+        assert_eq!(
+            success,
+            Success {
+                recovered: true,
+                remembers: false
+            }
+        );
+        assert_eq!(state.gate(120), Gate::Open);
+        assert_eq!(state.take_probe(120, 1), ProbeSlot::NotNeeded);
+    }
+
+    #[test]
+    fn a_failed_probe_trips_at_once() {
+        let policy = Policy {
+            probes: 1,
+            threshold: 3,
+            ..POLICY
+        };
+        let mut state = KeyState::default();
+        state.hold_until(&clock(0, &policy), 100);
+        assert_eq!(state.take_probe(100, 1), ProbeSlot::Taken);
+
+        let trip = state.fail_probe(&clock(105, &policy));
+        assert_eq!(
+            trip,
+            Trip {
+                failures: 1,
+                until: 205
+            }
+        );
+        assert_eq!(state.gate(150), Gate::Closed { until: 205 });
+    }
+
+    #[test]
+    fn forcing_sets_the_deadline_either_way() {
+        let mut state = KeyState::default();
+        assert_eq!(state.force_until(&clock(0, &POLICY), 500), 500);
+        assert_eq!(state.force_until(&clock(10, &POLICY), 20), 20);
+        assert_eq!(state.backoff_until(10), Some(20));
+        assert_eq!(state.trips(), 2);
     }
 }

@@ -40,6 +40,13 @@ pub(crate) enum Standing {
     BackingOff { until: Tick },
 }
 
+/// A key dropped to make room, reported once the store's locks are released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Evicted {
+    pub(crate) key: Box<str>,
+    pub(crate) in_backoff: bool,
+}
+
 /// The key states of one registry.
 #[derive(Debug)]
 pub(crate) struct KeyStore {
@@ -83,14 +90,21 @@ impl KeyStore {
         self.map.get(key)
     }
 
+    /// Returns an existing key's state for writing.
+    pub(crate) fn get_mut(&self, key: &str) -> Option<RefMut<'_, Box<str>, KeyState>> {
+        self.map.get_mut(key)
+    }
+
     /// Returns a key's state for writing, inserting a fresh one if needed.
     ///
     /// Inserting may sweep the map or evict other keys first; `standing` ranks the
-    /// candidates. The key text is copied only when the key is new.
+    /// candidates, and the keys evicted (not the stale ones swept) are added to
+    /// `evicted`. The key text is copied only when the key is new.
     pub(crate) fn get_or_insert(
         &self,
         key: &str,
         standing: &dyn Fn(&str, &KeyState) -> Standing,
+        evicted: &mut Vec<Evicted>,
     ) -> RefMut<'_, Box<str>, KeyState> {
         if let Some(state) = self.map.get_mut(key) {
             return state;
@@ -98,7 +112,7 @@ impl KeyStore {
 
         self.sweep_if_doubled(standing);
         while !self.reserve_slot() {
-            self.make_room(standing);
+            self.make_room(standing, evicted);
         }
 
         match self.map.entry(key.into()) {
@@ -109,11 +123,6 @@ impl KeyStore {
             }
             Entry::Vacant(vacant) => vacant.insert(KeyState::default()),
         }
-    }
-
-    /// Removes a key.
-    pub(crate) fn remove(&self, key: &str) -> Option<KeyState> {
-        self.remove_if(key, |_| true)
     }
 
     /// Removes a key if `condition` holds for its state.
@@ -150,7 +159,11 @@ impl KeyStore {
 
     /// Frees at least one slot (a batch when it can): stale keys first, then the
     /// healthy keys idle longest, then the backoffs ending soonest.
-    fn make_room(&self, standing: &dyn Fn(&str, &KeyState) -> Standing) {
+    fn make_room(
+        &self,
+        standing: &dyn Fn(&str, &KeyState) -> Standing,
+        evicted: &mut Vec<Evicted>,
+    ) {
         let _housekeeping = self.lock_housekeeping();
         if self.len() < self.max_keys {
             return;
@@ -165,6 +178,7 @@ impl KeyStore {
                 Standing::Healthy { last_active } => Some(last_active),
                 _ => None,
             },
+            evicted,
         );
         self.evict_lowest(
             batch.saturating_sub(freed),
@@ -173,6 +187,7 @@ impl KeyStore {
                 Standing::BackingOff { until } => Some(until),
                 _ => None,
             },
+            evicted,
         );
     }
 
@@ -195,13 +210,14 @@ impl KeyStore {
         removed
     }
 
-    /// Evicts up to `count` keys with the lowest rank; keys `rank` gives no rank to
-    /// are kept. Returns how many were evicted.
+    /// Evicts up to `count` keys with the lowest rank, adding them to `evicted`; keys
+    /// `rank` gives no rank to are kept. Returns how many were evicted.
     fn evict_lowest(
         &self,
         count: usize,
         standing: &dyn Fn(&str, &KeyState) -> Standing,
         rank: impl Fn(Standing) -> Option<Tick>,
+        evicted: &mut Vec<Evicted>,
     ) -> usize {
         if count == 0 {
             return 0;
@@ -217,8 +233,16 @@ impl KeyStore {
 
         let mut left = count;
         self.retain(|key, state| {
-            let evict = left > 0 && rank(standing(key, state)).is_some_and(|r| r <= cutoff);
-            left -= usize::from(evict);
+            let standing = standing(key, state);
+            let evict = left > 0 && rank(standing).is_some_and(|r| r <= cutoff);
+            if evict {
+                left -= 1;
+                let in_backoff = matches!(standing, Standing::BackingOff { .. });
+                evicted.push(Evicted {
+                    key: key.into(),
+                    in_backoff,
+                });
+            }
             !evict
         })
     }

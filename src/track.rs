@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use crate::classify::Outcome;
 use crate::error::TrackError;
 use crate::key_buf::KeyBuf;
-use crate::registry::{BackoffRegistry, Ticket};
+use crate::pending::Pending;
+use crate::registry::{BackoffRegistry, Mode};
 
 pin_project! {
     /// A future guarded by a key's backoff state; made by
@@ -30,10 +31,11 @@ pin_project! {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Phase {
     NotStarted,
-    Running(Ticket),
+    /// Admitted; dropping the `Pending` unfinished records nothing.
+    Running(Pending),
     Finished,
 }
 
@@ -67,28 +69,33 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
 
-        let ticket = match *this.phase {
-            Phase::Running(ticket) => ticket,
-            Phase::Finished => panic!("`Track` polled after it resolved"),
-            Phase::NotStarted => match this.registry.admit(this.key) {
-                Ok(ticket) => ticket,
+        if let Phase::Finished = this.phase {
+            panic!("`Track` polled after it resolved");
+        }
+        if let Phase::NotStarted = this.phase {
+            match this.registry.admit(this.key, Mode::Enforce) {
+                Ok(ticket) => {
+                    let pending = Pending::new(this.registry.clone(), this.key.clone(), ticket);
+                    *this.phase = Phase::Running(pending);
+                }
                 Err(backoff) => {
                     *this.phase = Phase::Finished;
                     return Poll::Ready(Err(TrackError::Backoff(backoff)));
                 }
-            },
-        };
-        *this.phase = Phase::Running(ticket);
+            }
+        }
 
         let result = ready!(this.future.poll(cx));
-        *this.phase = Phase::Finished;
+        let Phase::Running(pending) = std::mem::replace(this.phase, Phase::Finished) else {
+            unreachable!("a `Track` that is not finished has been admitted above");
+        };
 
         let outcome = match (&result, *this.clear_on_success) {
             (Err(_), _) => Outcome::Failure,
             (Ok(_), true) => Outcome::Success,
             (Ok(_), false) => Outcome::Neutral,
         };
-        this.registry.record_outcome(this.key, ticket, outcome);
+        pending.finish(outcome, None);
         Poll::Ready(result.map_err(TrackError::Inner))
     }
 }

@@ -1,0 +1,70 @@
+//! [`Pending`]: an admitted call whose outcome the registry still waits for.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::classify::Outcome;
+use crate::key_buf::KeyBuf;
+use crate::registry::{BackoffRegistry, Ticket};
+use crate::time::saturating_add;
+
+/// An admitted call, held by the future that runs it until its outcome is known.
+///
+/// Finishing it records the outcome. Dropping it unfinished records nothing, except
+/// that a probe's slot is given back, so that the next call can probe.
+pub(crate) struct Pending {
+    registry: BackoffRegistry,
+    key: KeyBuf,
+    ticket: Ticket,
+    finished: bool,
+}
+
+impl Pending {
+    pub(crate) fn new(registry: BackoffRegistry, key: KeyBuf, ticket: Ticket) -> Self {
+        Self {
+            registry,
+            key,
+            ticket,
+            finished: false,
+        }
+    }
+
+    /// Returns the registry the call reports to.
+    pub(crate) fn registry(&self) -> &BackoffRegistry {
+        &self.registry
+    }
+
+    /// Returns the call's key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Records the call's outcome, then holds the key in backoff for `hold_for` if
+    /// the server asked for that.
+    pub(crate) fn finish(mut self, outcome: Outcome, hold_for: Option<Duration>) {
+        self.finished = true;
+        self.registry
+            .record_outcome(&self.key, self.ticket, outcome);
+        if let Some(wait) = hold_for {
+            let until = saturating_add(self.registry.now_instant(), wait);
+            self.registry.hold_until(&self.key, until);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.registry.abandon(&self.key, self.ticket);
+        }
+    }
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("key", &self.key)
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}

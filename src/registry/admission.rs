@@ -1,0 +1,151 @@
+//! Admitting calls: the per-request check, and probe slots when a backoff ends.
+
+use std::time::Instant;
+
+use super::BackoffRegistry;
+use crate::error::BackoffError;
+use crate::event::BackoffEvent;
+use crate::state::{Gate, KeyState, ProbeSlot, TripStamp, NEVER_TRIPPED};
+use crate::time::Tick;
+
+/// Whether the caller enforces a refusal or only reports it (shadow mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A refused call does not run.
+    Enforce,
+    /// A refused call runs anyway, untracked; only the event says it was refused.
+    Shadow,
+}
+
+/// Proof that a call was admitted, carrying what the key looked like at that moment
+/// so that a late outcome can be judged against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    trip: TripStamp,
+    probe: bool,
+}
+
+impl Ticket {
+    /// The ticket of a call to a key the registry knows nothing about.
+    const UNTRACKED: Self = Self::normal(NEVER_TRIPPED);
+
+    const fn normal(trip: TripStamp) -> Self {
+        Self { trip, probe: false }
+    }
+
+    /// Returns whether `state` has not tripped since this ticket was issued.
+    ///
+    /// Trip stamps only grow, so a trip after admission carries a larger stamp; a key
+    /// that was removed and created again starts from [`NEVER_TRIPPED`] and still
+    /// counts as current.
+    pub(super) fn still_current(&self, state: &KeyState) -> bool {
+        state.trip() <= self.trip
+    }
+
+    /// Returns whether the call is a probe.
+    pub(crate) fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Returns the stamp of the trip the call was admitted after.
+    pub(super) fn trip(&self) -> TripStamp {
+        self.trip
+    }
+}
+
+impl BackoffRegistry {
+    /// Admits a call to `key`, or refuses it while the key is in backoff (or waits for
+    /// a probe whose slots are taken), reporting the refusal.
+    ///
+    /// This is the per-request check: for a key that never tripped it takes one shared
+    /// lock and does not read the clock; only a key whose backoff just ended takes the
+    /// exclusive lock, to claim a probe slot.
+    pub(crate) fn admit(&self, key: &str, mode: Mode) -> Result<Ticket, BackoffError> {
+        let (gate, trip, now) = {
+            let Some(state) = self.shared.store.get(key) else {
+                return Ok(Ticket::UNTRACKED);
+            };
+            if !state.has_deadline() {
+                return Ok(Ticket::normal(state.trip()));
+            }
+            let now = self.now_both();
+            (state.gate(now.1), state.trip(), now)
+        };
+
+        match gate {
+            Gate::Open => Ok(Ticket::normal(trip)),
+            Gate::Closed { until } => Err(self.refuse(self.closed(key, until, now.0), mode)),
+            Gate::Probing { .. } => self.admit_probe(key, now, mode),
+        }
+    }
+
+    /// [`admit`](Self::admit) as a plain question: no slot is taken, nothing reported.
+    pub(super) fn lookup(&self, key: &str) -> Result<(), BackoffError> {
+        let Some(state) = self.shared.store.get(key) else {
+            return Ok(());
+        };
+        if !state.has_deadline() {
+            return Ok(());
+        }
+
+        let now = self.now_both();
+        match state.gate(now.1) {
+            Gate::Open => Ok(()),
+            Gate::Closed { until } => Err(self.closed(key, until, now.0)),
+            Gate::Probing { in_flight } => {
+                let backoff_ended = state.backoff_ended();
+                drop(state);
+                match in_flight < self.policy_for(key).probes.max(1) {
+                    true => Ok(()),
+                    false => Err(BackoffError::probing(key, self.instant(backoff_ended))),
+                }
+            }
+        }
+    }
+
+    /// Claims a probe slot for a call to `key`, whose backoff is over.
+    fn admit_probe(
+        &self,
+        key: &str,
+        now: (Instant, Tick),
+        mode: Mode,
+    ) -> Result<Ticket, BackoffError> {
+        let limit = self.policy_for(key).probes;
+        let claimed =
+            self.update_existing(key, |state| (state.take_probe(now.1, limit), state.trip()));
+
+        match claimed {
+            // Forgotten meanwhile: nothing to probe any more.
+            None => Ok(Ticket::UNTRACKED),
+            Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip)),
+            Some((ProbeSlot::Taken, trip)) => {
+                self.notify(BackoffEvent::ProbeAdmitted { key: key.into() });
+                Ok(Ticket { trip, probe: true })
+            }
+            Some((ProbeSlot::Busy { backoff_ended }, _)) => {
+                let refusal = BackoffError::probing(key, self.instant(backoff_ended));
+                Err(self.refuse(refusal, mode))
+            }
+            Some((ProbeSlot::Closed { until }, _)) => {
+                Err(self.refuse(self.closed(key, until, now.0), mode))
+            }
+        }
+    }
+
+    /// The refusal of a call to `key`, in backoff until `until`.
+    fn closed(&self, key: &str, until: Tick, now: Instant) -> BackoffError {
+        BackoffError::new(key, self.instant(until), now)
+    }
+
+    /// Reports `refusal` and hands it back.
+    fn refuse(&self, refusal: BackoffError, mode: Mode) -> BackoffError {
+        self.notify(BackoffEvent::ShortCircuited {
+            key: refusal.shared_key(),
+            until: refusal.until(),
+            retry_after: refusal.retry_after(),
+            probing: refusal.is_probing(),
+            shadow: mode == Mode::Shadow,
+        });
+        refusal
+    }
+}

@@ -1,0 +1,154 @@
+//! Recording what happened to admitted calls: failures, successes, probes, and the
+//! server's hints.
+
+use std::time::Instant;
+
+use super::{BackoffRegistry, Ticket};
+use crate::classify::Outcome;
+use crate::event::{BackoffEvent, ProbeResult, TripCause};
+use crate::notify::wall_time;
+use crate::state::FailureEffect;
+use crate::store::Standing;
+
+impl BackoffRegistry {
+    /// Applies the outcome of a call admitted with `ticket`.
+    ///
+    /// A call whose key tripped after it was admitted is a *late* outcome: its success
+    /// does not clear the key, and its failure is remembered but cannot trip it. A
+    /// probe's failure trips its key at once; a probe whose outcome is neutral gives
+    /// its slot back.
+    pub(crate) fn record_outcome(&self, key: &str, ticket: Ticket, outcome: Outcome) {
+        match (outcome, ticket.is_probe()) {
+            (Outcome::Success, _) => self.succeed(key, ticket),
+            (Outcome::Failure, false) => self.record_failure_at(key, Some(ticket)),
+            (Outcome::Failure, true) => self.fail_probe(key, ticket),
+            (Outcome::Neutral, false) => {}
+            (Outcome::Neutral, true) => self.abandon(key, ticket),
+        }
+    }
+
+    /// Gives back the slot of a probe that ended without a verdict (it was dropped, or
+    /// its outcome said nothing); other calls need nothing.
+    pub(crate) fn abandon(&self, key: &str, ticket: Ticket) {
+        if !ticket.is_probe() {
+            return;
+        }
+
+        let freed = self.update_existing(key, |state| state.release_probe(ticket.trip()));
+        if freed == Some(true) {
+            let result = ProbeResult::Abandoned;
+            self.notify(BackoffEvent::ProbeFinished {
+                key: key.into(),
+                result,
+            });
+        }
+    }
+
+    /// Records a failure of `key`; `ticket` is that of the call that failed, if any.
+    pub(super) fn record_failure_at(&self, key: &str, ticket: Option<Ticket>) {
+        let now = self.now_both();
+        let policy = self.policy_for(key);
+
+        let effect = self.update(key, now.1, |state| {
+            let may_trip = ticket.is_none_or(|ticket| ticket.still_current(state));
+            state.record_failure(&self.trip_clock(now.1, &policy), may_trip)
+        });
+
+        if let FailureEffect::Tripped(trip) = effect {
+            self.notify(self.trip_event(key, trip, now, TripCause::Threshold));
+        }
+    }
+
+    /// Clears `key` after a success, unless it tripped since `ticket` was issued.
+    /// Takes only a shared lock when there is nothing to clear.
+    fn succeed(&self, key: &str, ticket: Ticket) {
+        let current = self
+            .shared
+            .store
+            .get(key)
+            .is_some_and(|state| ticket.still_current(&state));
+        if !current {
+            return;
+        }
+
+        let now = self.now();
+        let policy = self.policy_for(key);
+        let success = self.update_existing(key, |state| {
+            ticket
+                .still_current(state)
+                .then(|| state.succeed(now, &policy))
+        });
+        let Some(Some(success)) = success else {
+            return;
+        };
+
+        if !success.remembers {
+            self.remove_where(key, |state| state.standing(now, &policy) == Standing::Stale);
+        }
+        if ticket.is_probe() {
+            let result = ProbeResult::Succeeded;
+            self.notify(BackoffEvent::ProbeFinished {
+                key: key.into(),
+                result,
+            });
+        }
+        if success.recovered {
+            self.notify(BackoffEvent::Recovered { key: key.into() });
+        }
+    }
+
+    /// Trips `key` again at once because its probe failed. A probe whose key has
+    /// tripped or been cleared since counts as an ordinary late failure.
+    fn fail_probe(&self, key: &str, ticket: Ticket) {
+        let now = self.now_both();
+        let policy = self.policy_for(key);
+        let tripped = self.update_existing(key, |state| {
+            let clock = self.trip_clock(now.1, &policy);
+            (state.trip() == ticket.trip()).then(|| state.fail_probe(&clock))
+        });
+
+        let Some(Some(trip)) = tripped else {
+            return self.record_failure_at(key, Some(ticket));
+        };
+        let result = ProbeResult::Failed;
+        self.notify(BackoffEvent::ProbeFinished {
+            key: key.into(),
+            result,
+        });
+        self.notify(self.trip_event(key, trip, now, TripCause::ProbeFailed));
+    }
+
+    /// Holds `key` in backoff until at least `until`, because the server asked for it
+    /// (a `Retry-After` header, for example). A key not in backoff trips at once, below
+    /// its threshold; an existing deadline is only ever extended; a time not after
+    /// now changes nothing.
+    pub(crate) fn hold_until(&self, key: &str, until: Instant) {
+        let now = self.now_both();
+        let until = self.shared.timeline.tick(until);
+        if until <= now.1 {
+            return;
+        }
+
+        let policy = self.policy_for(key);
+        let (tripped, before, failures) = self.update(key, now.1, |state| {
+            let before = state.backoff_until(now.1);
+            let tripped = state.hold_until(&self.trip_clock(now.1, &policy), until);
+            (tripped, before, state.failures_within(now.1, &policy))
+        });
+
+        if tripped {
+            let trip = crate::state::Trip { failures, until };
+            self.notify(self.trip_event(key, trip, now, TripCause::ServerHint));
+        } else if before.is_some_and(|before| before < until) {
+            let until = self.instant(until);
+            let backoff = until.saturating_duration_since(now.0);
+            self.notify(BackoffEvent::Extended {
+                key: key.into(),
+                until,
+                until_wall: wall_time(self.system_now(), backoff),
+                backoff,
+                cause: TripCause::ServerHint,
+            });
+        }
+    }
+}

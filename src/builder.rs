@@ -38,6 +38,8 @@ pub struct BackoffRegistryBuilder {
     clock: Box<dyn Clock>,
     jitter: Box<dyn JitterSource>,
     event_capacity: usize,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::MetricsOptions,
 }
 
 impl BackoffRegistryBuilder {
@@ -113,6 +115,15 @@ impl BackoffRegistryBuilder {
         self
     }
 
+    /// Sets what the registry reports through the `metrics` crate (feature `metrics`;
+    /// default: every counter and gauge, without key labels). See
+    /// [`MetricsOptions`](crate::MetricsOptions).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, options: crate::metrics::MetricsOptions) -> Self {
+        self.metrics = options;
+        self
+    }
+
     /// Sets the clock (default [`SystemClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Box::new(clock);
@@ -127,6 +138,8 @@ impl BackoffRegistryBuilder {
             clock: self.clock,
             jitter: self.jitter,
             event_capacity: self.event_capacity,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
         })
     }
 }
@@ -139,6 +152,8 @@ impl Default for BackoffRegistryBuilder {
             clock: Box::new(SystemClock),
             jitter: Box::new(SeededJitter::new()),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::MetricsOptions::default(),
         }
     }
 }

@@ -96,6 +96,8 @@ mod judge;
 mod key;
 mod key_buf;
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod notify;
 mod pending;
 mod registry;
@@ -124,6 +126,8 @@ pub use extract::{key_fn, AuthorityKey, ExtractKey, KeyFn, RequestHead};
 pub use future::ResponseFuture;
 pub use key::authority_key;
 pub use layer::BackoffLayer;
+#[cfg(feature = "metrics")]
+pub use metrics::MetricsOptions;
 pub use notify::DEFAULT_EVENT_CAPACITY;
 pub use registry::BackoffRegistry;
 pub use retry_after::DEFAULT_MAX_RETRY_AFTER;

@@ -98,6 +98,8 @@ struct Shared {
     last_trip: AtomicU64,
     jitter: Box<dyn JitterSource>,
     notifier: Notifier,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Metrics,
 }
 
 /// What the builder hands over.
@@ -107,6 +109,8 @@ pub(crate) struct Parts {
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) jitter: Box<dyn JitterSource>,
     pub(crate) event_capacity: usize,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::MetricsOptions,
 }
 
 impl TripSource for Shared {
@@ -150,6 +154,8 @@ impl BackoffRegistry {
             last_trip: AtomicU64::new(NEVER_TRIPPED),
             jitter: parts.jitter,
             notifier: Notifier::new(parts.event_capacity),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(parts.metrics),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -189,7 +195,7 @@ impl BackoffRegistry {
 
     /// Forgets the key's failures, backoff and escalation. Its rule, if any, stays.
     pub fn clear(&self, key: &str) {
-        self.remove_where(key, |_| true);
+        self.remove_where(key, self.now(), |_| true);
     }
 
     /// Gives `key` its own window, threshold, backoff, escalation or probes; fields the
@@ -225,7 +231,9 @@ impl BackoffRegistry {
     /// to release memory at a moment of your choosing.
     pub fn prune(&self) -> usize {
         let now = self.now();
-        self.shared.store.sweep(&self.standing_at(now))
+        let swept = self.shared.store.sweep(&self.standing_at(now));
+        self.changed(now, None, None);
+        swept
     }
 
     /// Returns the key's failure count and backoff state now.
@@ -335,6 +343,16 @@ impl BackoffRegistry {
         Track::new(self.clone(), key, future)
     }
 
+    /// Brings the `url_backoff_keys` and `url_backoff_keys_in_backoff` gauges up to
+    /// date (feature `metrics`).
+    ///
+    /// The registry sets them whenever a key changes; a backoff that simply runs out
+    /// changes nothing, so an exporter can call this just before it is scraped.
+    #[cfg(feature = "metrics")]
+    pub fn refresh_metrics(&self) {
+        self.changed(self.now(), None, None);
+    }
+
     /// Returns the clock's wall-clock time, for reading HTTP dates.
     pub(crate) fn system_now(&self) -> SystemTime {
         self.shared.clock.system_now()
@@ -385,42 +403,76 @@ impl BackoffRegistry {
     /// once the store's locks are released.
     fn update<R>(&self, key: &str, now: Tick, change: impl FnOnce(&mut KeyState) -> R) -> R {
         let mut evicted = Vec::new();
-        let result = {
+        let (result, before, after) = {
             let standing = self.standing_at(now);
             let mut state = self
                 .shared
                 .store
                 .get_or_insert(key, &standing, &mut evicted);
-            change(&mut state)
+            let before = state.backoff_until(now);
+            let result = change(&mut state);
+            (result, before, state.backoff_until(now))
         };
 
-        for Evicted { key, in_backoff } in evicted {
-            let key = key.into();
-            self.notify(BackoffEvent::Evicted { key, in_backoff });
+        for Evicted { key, until } in evicted {
+            self.changed(now, until, None);
+            let in_backoff = until.is_some();
+            self.notify(BackoffEvent::Evicted {
+                key: key.into(),
+                in_backoff,
+            });
         }
+        self.changed(now, before, after);
         result
     }
 
     /// Changes the key's state with `change` if the registry has any.
-    fn update_existing<R>(&self, key: &str, change: impl FnOnce(&mut KeyState) -> R) -> Option<R> {
-        let mut state = self.shared.store.get_mut(key)?;
-        Some(change(&mut state))
+    fn update_existing<R>(
+        &self,
+        key: &str,
+        now: Tick,
+        change: impl FnOnce(&mut KeyState) -> R,
+    ) -> Option<R> {
+        let (result, before, after) = {
+            let mut state = self.shared.store.get_mut(key)?;
+            let before = state.backoff_until(now);
+            let result = change(&mut state);
+            (result, before, state.backoff_until(now))
+        };
+        self.changed(now, before, after);
+        Some(result)
     }
 
     /// Removes the key if `condition` holds for its state; returns the removed state.
     fn remove_where(
         &self,
         key: &str,
+        now: Tick,
         condition: impl FnOnce(&KeyState) -> bool,
     ) -> Option<KeyState> {
-        self.shared.store.remove_if(key, condition)
+        let removed = self.shared.store.remove_if(key, condition)?;
+        self.changed(now, removed.backoff_until(now), None);
+        Some(removed)
     }
+
+    /// Keeps the metrics in step with a key whose active deadline went from `before`
+    /// to `after` (feature `metrics`; otherwise nothing).
+    #[cfg(feature = "metrics")]
+    fn changed(&self, now: Tick, before: Option<Tick>, after: Option<Tick>) {
+        self.shared.metrics.deadline_moved(before, after);
+        self.shared.metrics.set_gauges(self.len(), now);
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn changed(&self, _now: Tick, _before: Option<Tick>, _after: Option<Tick>) {}
 
     /// Forgets `key` if it holds nothing worth keeping under its current policy.
     fn forget_if_stale(&self, key: &str) {
         let now = self.now();
         let policy = self.policy_for(key);
-        self.remove_where(key, |state| state.standing(now, &policy) == Standing::Stale);
+        self.remove_where(key, now, |state| {
+            state.standing(now, &policy) == Standing::Stale
+        });
     }
 
     /// The event for a trip of `key` at `now`.
@@ -443,6 +495,8 @@ impl BackoffRegistry {
     }
 
     fn notify(&self, event: BackoffEvent) {
+        #[cfg(feature = "metrics")]
+        self.shared.metrics.count(&event);
         self.shared.notifier.notify(event);
     }
 }

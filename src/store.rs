@@ -44,7 +44,8 @@ pub(crate) enum Standing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Evicted {
     pub(crate) key: Box<str>,
-    pub(crate) in_backoff: bool,
+    /// The end of its backoff, if it was in one.
+    pub(crate) until: Option<Tick>,
 }
 
 /// The key states of one registry.
@@ -237,10 +238,13 @@ impl KeyStore {
             let evict = left > 0 && rank(standing).is_some_and(|r| r <= cutoff);
             if evict {
                 left -= 1;
-                let in_backoff = matches!(standing, Standing::BackingOff { .. });
+                let until = match standing {
+                    Standing::BackingOff { until } => Some(until),
+                    _ => None,
+                };
                 evicted.push(Evicted {
                     key: key.into(),
-                    in_backoff,
+                    until,
                 });
             }
             !evict

@@ -111,8 +111,9 @@ impl BackoffRegistry {
         mode: Mode,
     ) -> Result<Ticket, BackoffError> {
         let limit = self.policy_for(key).probes;
-        let claimed =
-            self.update_existing(key, |state| (state.take_probe(now.1, limit), state.trip()));
+        let claimed = self.update_existing(key, now.1, |state| {
+            (state.take_probe(now.1, limit), state.trip())
+        });
 
         match claimed {
             // Forgotten meanwhile: nothing to probe any more.

@@ -50,7 +50,7 @@ impl BackoffRegistry {
     /// waiting for a probe; if so, a [`BackoffEvent::Released`] is reported.
     pub fn release(&self, key: &str) -> bool {
         let now = self.now();
-        let removed = self.remove_where(key, |_| true);
+        let removed = self.remove_where(key, now, |_| true);
         let held = removed.is_some_and(|state| state.in_backoff(now) || state.is_probing(now));
         if held {
             self.notify(BackoffEvent::Released { key: key.into() });

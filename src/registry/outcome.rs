@@ -34,7 +34,8 @@ impl BackoffRegistry {
             return;
         }
 
-        let freed = self.update_existing(key, |state| state.release_probe(ticket.trip()));
+        let now = self.now();
+        let freed = self.update_existing(key, now, |state| state.release_probe(ticket.trip()));
         if freed == Some(true) {
             let result = ProbeResult::Abandoned;
             self.notify(BackoffEvent::ProbeFinished {
@@ -73,7 +74,7 @@ impl BackoffRegistry {
 
         let now = self.now();
         let policy = self.policy_for(key);
-        let success = self.update_existing(key, |state| {
+        let success = self.update_existing(key, now, |state| {
             ticket
                 .still_current(state)
                 .then(|| state.succeed(now, &policy))
@@ -83,7 +84,9 @@ impl BackoffRegistry {
         };
 
         if !success.remembers {
-            self.remove_where(key, |state| state.standing(now, &policy) == Standing::Stale);
+            self.remove_where(key, now, |state| {
+                state.standing(now, &policy) == Standing::Stale
+            });
         }
         if ticket.is_probe() {
             let result = ProbeResult::Succeeded;
@@ -102,7 +105,7 @@ impl BackoffRegistry {
     fn fail_probe(&self, key: &str, ticket: Ticket) {
         let now = self.now_both();
         let policy = self.policy_for(key);
-        let tripped = self.update_existing(key, |state| {
+        let tripped = self.update_existing(key, now.1, |state| {
             let clock = self.trip_clock(now.1, &policy);
             (state.trip() == ticket.trip()).then(|| state.fail_probe(&clock))
         });

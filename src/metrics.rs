@@ -5,8 +5,10 @@
 //! | `url_backoff_trips_total` | counter | `cause` |
 //! | `url_backoff_short_circuits_total` | counter | `shadow` |
 //! | `url_backoff_recoveries_total` | counter | |
-//! | `url_backoff_probes_total` | counter | `result`: `admitted`, `succeeded`, `failed`, `abandoned` |
+//! | `url_backoff_probes_total` | counter | `result` (`admitted`, `succeeded`, ...) |
 //! | `url_backoff_evictions_total` | counter | |
+//!
+//! Probe results are `admitted`, `succeeded`, `failed` and `abandoned`.
 //! | `url_backoff_keys` | gauge | |
 //! | `url_backoff_keys_in_backoff` | gauge | |
 //!

@@ -148,7 +148,11 @@ async fn a_threshold_trip_a_refusal_and_a_recovery_are_logged_exactly() {
                 " INFO key entered backoff key=\"api.example.com\" failures=2 until={until} \
                  backoff_secs=60.0 cause=\"threshold\""
             ),
-            "DEBUG call short-circuited key=\"api.example.com\" retry_after_secs=45.0 probing=false shadow=false".to_owned(),
+            concat!(
+                "DEBUG call short-circuited key=\"api.example.com\" retry_after_secs=45.0 ",
+                "probing=false shadow=false"
+            )
+            .to_owned(),
             " INFO key recovered key=\"api.example.com\"".to_owned(),
         ]
     );

@@ -21,8 +21,24 @@ pub(crate) type TripStamp = u64;
 pub(crate) const NEVER_TRIPPED: TripStamp = 0;
 
 /// Everything the registry remembers about one key.
+///
+/// Most keys that come from traffic fail once and are never heard of again, so that
+/// case is stored inline in 16 bytes; anything more moves to the heap. Every method
+/// behaves the same whichever form the state is in.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct KeyState {
+pub(crate) enum KeyState {
+    /// Nothing yet (a state that was just created).
+    #[default]
+    Empty,
+    /// Exactly one failure, at this time, and nothing else.
+    Single(Tick),
+    /// Anything more.
+    Tracked(Box<Tracked>),
+}
+
+/// The full state of a key that failed more than once, tripped, or was held.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tracked {
     history: FailureHistory,
     /// End of the current or last backoff; 0 if the key never tripped.
     until: Tick,
@@ -101,50 +117,203 @@ pub(crate) struct TripClock<'a> {
 }
 
 impl KeyState {
+    /// Returns the full state, if the key has one.
+    fn tracked(&self) -> Option<&Tracked> {
+        match self {
+            Self::Tracked(tracked) => Some(tracked),
+            Self::Empty | Self::Single(_) => None,
+        }
+    }
+
+    /// Returns the full state, moving the key to it first if needed.
+    fn tracked_mut(&mut self) -> &mut Tracked {
+        if !matches!(self, Self::Tracked(_)) {
+            let mut tracked = Box::<Tracked>::default();
+            if let Self::Single(at) = *self {
+                tracked.history.record(at, 1);
+            }
+            *self = Self::Tracked(tracked);
+        }
+        match self {
+            Self::Tracked(tracked) => tracked,
+            Self::Empty | Self::Single(_) => unreachable!("the key was just given a full state"),
+        }
+    }
+
     /// Returns whether the key is in backoff at `now`.
     pub(crate) fn in_backoff(&self, now: Tick) -> bool {
-        now < self.until
+        self.tracked()
+            .is_some_and(|tracked| tracked.in_backoff(now))
     }
 
     /// Returns the end of the backoff if the key is in backoff at `now`.
     pub(crate) fn backoff_until(&self, now: Tick) -> Option<Tick> {
-        self.in_backoff(now).then_some(self.until)
+        self.tracked()?.backoff_until(now)
     }
 
     /// Returns whether the key has ever had a deadline; a cheap pre-check that lets
     /// callers skip reading the clock for keys that never tripped.
     pub(crate) fn has_deadline(&self) -> bool {
-        self.until != 0
+        self.tracked().is_some_and(Tracked::has_deadline)
     }
 
     /// Returns the stamp of the key's most recent trip.
     pub(crate) fn trip(&self) -> TripStamp {
-        self.trip
+        self.tracked().map_or(NEVER_TRIPPED, |tracked| tracked.trip)
     }
 
     /// Returns how many times the key tripped since it was created.
     pub(crate) fn trips(&self) -> u32 {
-        self.trips
+        self.tracked().map_or(0, |tracked| tracked.trips)
     }
 
-    /// Returns when the key's last backoff ended (or ends).
+    /// Returns when the key's last backoff ended (or ends); 0 if it never tripped.
     pub(crate) fn backoff_ended(&self) -> Tick {
-        self.until
+        self.tracked().map_or(0, |tracked| tracked.until)
     }
 
     /// Returns whether the key's backoff is over and it waits for a probe.
     pub(crate) fn is_probing(&self, now: Tick) -> bool {
-        self.awaiting_probe && !self.in_backoff(now)
+        self.tracked()
+            .is_some_and(|tracked| tracked.is_probing(now))
     }
 
     /// Counts the failures inside the policy's window at `now`.
     pub(crate) fn failures_within(&self, now: Tick, policy: &Policy) -> usize {
-        self.history.count_within(now, policy.window)
+        match self {
+            Self::Empty => 0,
+            Self::Single(at) => usize::from(now.saturating_sub(*at) <= policy.window),
+            Self::Tracked(tracked) => tracked.failures_within(now, policy),
+        }
     }
 
     /// Returns the escalation multiplier a trip at `now` would start from, faded by
     /// the health since the last backoff: 1 without escalation.
     pub(crate) fn multiplier(&self, now: Tick, policy: &Policy) -> f64 {
+        self.tracked()
+            .map_or(1.0, |tracked| tracked.multiplier(now, policy))
+    }
+
+    /// Returns whether the key still holds anything a caller would see at `now`: a
+    /// failure inside its window, an active backoff, or a pending probe.
+    pub(crate) fn is_live(&self, now: Tick, policy: &Policy) -> bool {
+        match self.tracked() {
+            Some(tracked) => tracked.is_live(now, policy),
+            None => self.failures_within(now, policy) > 0,
+        }
+    }
+
+    /// Ranks the key for sweeping and eviction at `now`.
+    pub(crate) fn standing(&self, now: Tick, policy: &Policy) -> Standing {
+        match self {
+            Self::Single(at) if self.is_live(now, policy) => Standing::Healthy { last_active: *at },
+            Self::Empty | Self::Single(_) => Standing::Stale,
+            Self::Tracked(tracked) => tracked.standing(now, policy),
+        }
+    }
+
+    /// Decides, under a shared lock, whether a call may go ahead at `now`.
+    pub(crate) fn gate(&self, now: Tick) -> Gate {
+        self.tracked()
+            .map_or(Gate::Open, |tracked| tracked.gate(now))
+    }
+
+    /// Takes one of `limit` probe slots if the key is probing at `now`.
+    pub(crate) fn take_probe(&mut self, now: Tick, limit: u32) -> ProbeSlot {
+        match self {
+            Self::Tracked(tracked) => tracked.take_probe(now, limit),
+            Self::Empty | Self::Single(_) => ProbeSlot::NotNeeded,
+        }
+    }
+
+    /// Gives back a probe slot of the trip stamped `trip`; returns whether one was
+    /// freed.
+    pub(crate) fn release_probe(&mut self, trip: TripStamp) -> bool {
+        match self {
+            Self::Tracked(tracked) => tracked.release_probe(trip),
+            Self::Empty | Self::Single(_) => false,
+        }
+    }
+
+    /// Records a failure; see [`Tracked::record_failure`]. A first failure that cannot
+    /// trip the key stays inline.
+    pub(crate) fn record_failure(
+        &mut self,
+        clock: &TripClock<'_>,
+        may_trip: bool,
+    ) -> FailureEffect {
+        if let Self::Empty = self {
+            if clock.policy.threshold > 1 {
+                *self = Self::Single(clock.now);
+                return FailureEffect::Counted;
+            }
+        }
+        self.tracked_mut().record_failure(clock, may_trip)
+    }
+
+    /// Trips the key at once because its probe failed.
+    pub(crate) fn fail_probe(&mut self, clock: &TripClock<'_>) -> Trip {
+        self.tracked_mut().fail_probe(clock)
+    }
+
+    /// Holds the key in backoff until at least `until`; see [`Tracked::hold_until`].
+    pub(crate) fn hold_until(&mut self, clock: &TripClock<'_>, until: Tick) -> bool {
+        if until <= clock.now {
+            return false;
+        }
+        self.tracked_mut().hold_until(clock, until)
+    }
+
+    /// Puts the key into backoff until exactly `until`.
+    pub(crate) fn force_until(&mut self, clock: &TripClock<'_>, until: Tick) -> Tick {
+        self.tracked_mut().force_until(clock, until)
+    }
+
+    /// Applies a success at `now`; see [`Tracked::succeed`].
+    pub(crate) fn succeed(&mut self, now: Tick, policy: &Policy) -> Success {
+        match self {
+            Self::Tracked(tracked) => tracked.succeed(now, policy),
+            Self::Empty | Self::Single(_) => {
+                *self = Self::Empty;
+                Success {
+                    recovered: false,
+                    remembers: false,
+                }
+            }
+        }
+    }
+}
+
+impl Tracked {
+    /// Returns whether the key is in backoff at `now`.
+    fn in_backoff(&self, now: Tick) -> bool {
+        now < self.until
+    }
+
+    /// Returns the end of the backoff if the key is in backoff at `now`.
+    fn backoff_until(&self, now: Tick) -> Option<Tick> {
+        self.in_backoff(now).then_some(self.until)
+    }
+
+    /// Returns whether the key has ever had a deadline; a cheap pre-check that lets
+    /// callers skip reading the clock for keys that never tripped.
+    fn has_deadline(&self) -> bool {
+        self.until != 0
+    }
+
+    /// Returns whether the key's backoff is over and it waits for a probe.
+    fn is_probing(&self, now: Tick) -> bool {
+        self.awaiting_probe && !self.in_backoff(now)
+    }
+
+    /// Counts the failures inside the policy's window at `now`.
+    fn failures_within(&self, now: Tick, policy: &Policy) -> usize {
+        self.history.count_within(now, policy.window)
+    }
+
+    /// Returns the escalation multiplier a trip at `now` would start from, faded by
+    /// the health since the last backoff: 1 without escalation.
+    fn multiplier(&self, now: Tick, policy: &Policy) -> f64 {
         match policy.escalation {
             Some(escalation) if self.trips > 0 => {
                 let level = match self.in_backoff(now) {
@@ -159,12 +328,12 @@ impl KeyState {
 
     /// Returns whether the key still holds anything a caller would see at `now`: a
     /// failure inside its window, an active backoff, or a pending probe.
-    pub(crate) fn is_live(&self, now: Tick, policy: &Policy) -> bool {
+    fn is_live(&self, now: Tick, policy: &Policy) -> bool {
         self.in_backoff(now) || self.awaiting_probe || self.failures_within(now, policy) > 0
     }
 
     /// Ranks the key for sweeping and eviction at `now`.
-    pub(crate) fn standing(&self, now: Tick, policy: &Policy) -> Standing {
+    fn standing(&self, now: Tick, policy: &Policy) -> Standing {
         if let Some(until) = self.backoff_until(now) {
             return Standing::BackingOff { until };
         }
@@ -178,7 +347,7 @@ impl KeyState {
     }
 
     /// Decides, under a shared lock, whether a call may go ahead at `now`.
-    pub(crate) fn gate(&self, now: Tick) -> Gate {
+    fn gate(&self, now: Tick) -> Gate {
         match self.backoff_until(now) {
             Some(until) => Gate::Closed { until },
             None if self.awaiting_probe => Gate::Probing {
@@ -189,7 +358,7 @@ impl KeyState {
     }
 
     /// Takes one of `limit` probe slots if the key is probing at `now`.
-    pub(crate) fn take_probe(&mut self, now: Tick, limit: u32) -> ProbeSlot {
+    fn take_probe(&mut self, now: Tick, limit: u32) -> ProbeSlot {
         if let Some(until) = self.backoff_until(now) {
             return ProbeSlot::Closed { until };
         }
@@ -208,7 +377,7 @@ impl KeyState {
 
     /// Gives back a probe slot of the trip stamped `trip` without a verdict (the probe
     /// was dropped or its outcome said nothing). Returns whether a slot was freed.
-    pub(crate) fn release_probe(&mut self, trip: TripStamp) -> bool {
+    fn release_probe(&mut self, trip: TripStamp) -> bool {
         if self.trip != trip || self.probes_in_flight == 0 {
             return false;
         }
@@ -221,11 +390,7 @@ impl KeyState {
     /// The failure always joins the history. It can trip the key only when the key is
     /// not already in backoff and `may_trip` is set. An existing deadline is never
     /// moved earlier.
-    pub(crate) fn record_failure(
-        &mut self,
-        clock: &TripClock<'_>,
-        may_trip: bool,
-    ) -> FailureEffect {
+    fn record_failure(&mut self, clock: &TripClock<'_>, may_trip: bool) -> FailureEffect {
         let (now, policy) = (clock.now, clock.policy);
         self.history.record(now, policy.threshold as usize);
 
@@ -241,7 +406,7 @@ impl KeyState {
     }
 
     /// Trips the key at once, whatever its failures: a probe failed.
-    pub(crate) fn fail_probe(&mut self, clock: &TripClock<'_>) -> Trip {
+    fn fail_probe(&mut self, clock: &TripClock<'_>) -> Trip {
         self.history
             .record(clock.now, clock.policy.threshold as usize);
         let failures = self.failures_within(clock.now, clock.policy);
@@ -279,7 +444,7 @@ impl KeyState {
     /// A deadline is never moved earlier, and one in the past (or now) changes nothing.
     /// Returns whether this put a key that was not in backoff into backoff; that is a
     /// trip.
-    pub(crate) fn hold_until(&mut self, clock: &TripClock<'_>, until: Tick) -> bool {
+    fn hold_until(&mut self, clock: &TripClock<'_>, until: Tick) -> bool {
         if until <= clock.now {
             return false;
         }
@@ -294,7 +459,7 @@ impl KeyState {
 
     /// Puts the key into backoff until exactly `until`, earlier or later than any
     /// current deadline: an operator's decision. Returns the new deadline.
-    pub(crate) fn force_until(&mut self, clock: &TripClock<'_>, until: Tick) -> Tick {
+    fn force_until(&mut self, clock: &TripClock<'_>, until: Tick) -> Tick {
         self.until = until;
         self.start_backoff(clock);
         until
@@ -311,7 +476,7 @@ impl KeyState {
     }
 
     /// Applies a success at `now`: failures, backoff and probing are forgotten.
-    pub(crate) fn succeed(&mut self, now: Tick, policy: &Policy) -> Success {
+    fn succeed(&mut self, now: Tick, policy: &Policy) -> Success {
         let recovered = std::mem::take(&mut self.unresolved);
         self.history = FailureHistory::default();
         self.awaiting_probe = false;

@@ -14,9 +14,9 @@ use std::future::{ready, Ready};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use tower::ServiceBuilder;
-use url_backoff_registry::BackoffLayer;
+use url_backoff_registry::{authority_key, BackoffLayer};
 
 use common::peers::{self, Floor};
 
@@ -59,6 +59,19 @@ fn layer_overhead(c: &mut Criterion) {
     });
 
     let registry = common::registry(url_backoff_registry::DEFAULT_MAX_KEYS);
+
+    // Parts of the layer's work, for reading the overhead: deriving the key, and the
+    // registry handle each response future holds.
+    for (name, uri) in URIS {
+        let uri: Uri = uri.parse().expect("a valid URI");
+        group.bench_function(BenchmarkId::new("authority_key", name), |b| {
+            b.iter(|| authority_key(black_box(&uri)).map(|key| key.len()))
+        });
+    }
+    group.bench_function("registry_clone_drop", |b| {
+        b.iter(|| drop(black_box(registry.clone())))
+    });
+
     let mut without = ServiceBuilder::new().service(tower::service_fn(answer));
     let mut with = ServiceBuilder::new()
         .layer(BackoffLayer::new(registry.clone()))

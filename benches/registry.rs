@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -22,6 +23,23 @@ fn registry_and_peers(c: &mut Criterion) {
     let floor = Floor::new([HEALTHY, BACKING_OFF]);
     group.bench_function("floor_miss", |b| b.iter(|| floor.get(black_box(UNKNOWN))));
     group.bench_function("floor_hit", |b| b.iter(|| floor.get(black_box(HEALTHY))));
+
+    // What-ifs, not floors: the same map with a faster hasher, and a plain map with
+    // no lock at all.
+    let fast = Floor::<foldhash::fast::RandomState>::with_hasher([HEALTHY, BACKING_OFF]);
+    group.bench_function("whatif_foldhash_miss", |b| {
+        b.iter(|| fast.get(black_box(UNKNOWN)))
+    });
+    group.bench_function("whatif_foldhash_hit", |b| {
+        b.iter(|| fast.get(black_box(HEALTHY)))
+    });
+    let unlocked: HashMap<String, u64, foldhash::fast::RandomState> =
+        [(HEALTHY.to_owned(), 0), (BACKING_OFF.to_owned(), 1)]
+            .into_iter()
+            .collect();
+    group.bench_function("whatif_unlocked_foldhash_hit", |b| {
+        b.iter(|| unlocked.get(black_box(HEALTHY)).copied())
+    });
 
     let registry = common::registry_with_known_keys();
     let queries = [

@@ -2,6 +2,7 @@
 //! breakers and limiters people use today.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,14 +22,24 @@ pub(crate) type FloorHasher = std::hash::RandomState;
 /// The floor: a bare concurrent map from the same key strings to a small value, with
 /// the registry's hasher. Nothing can answer "is this key known" faster than one
 /// lookup in it.
-pub(crate) struct Floor {
-    map: DashMap<String, u64, FloorHasher>,
+///
+/// Other hashers are there to show what a change of hasher would buy; only
+/// [`FloorHasher`] makes the floor.
+pub(crate) struct Floor<S = FloorHasher> {
+    map: DashMap<String, u64, S>,
 }
 
 impl Floor {
     /// Builds a floor holding `keys`.
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
-        let map = DashMap::with_hasher(FloorHasher::default());
+        Self::with_hasher(keys)
+    }
+}
+
+impl<S: BuildHasher + Clone + Default> Floor<S> {
+    /// Builds a map holding `keys`, hashed with `S`.
+    pub(crate) fn with_hasher<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let map = DashMap::with_hasher(S::default());
         for (value, key) in keys.into_iter().enumerate() {
             map.insert(key.to_owned(), value as u64);
         }

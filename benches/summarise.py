@@ -107,7 +107,7 @@ def layer_section(m):
     floor = m.get("layer/floor_miss")
     recloser, failsafe = m.get("layer/recloser_closed"), m.get("layer/failsafe_closed")
     rows, overheads = [], {}
-    for uri in ["canonical_host", "canonical_ip_port", "normalising"]:
+    for uri in ["canonical_host", "canonical_ip_port", "normalising", "no_authority"]:
         without, with_ = m.get(f"layer/without_layer/{uri}"), m.get(f"layer/with_layer/{uri}")
         overhead = None if without is None or with_ is None else with_ - without
         overheads[uri] = overhead

@@ -183,6 +183,26 @@ fn a_request_with_a_very_long_canonical_authority_allocates_its_key_once() {
 }
 
 #[test]
+fn ipv6_and_explicit_ports_allocate_nothing_and_neither_does_the_host_fallback() {
+    let registry = registry();
+    let layer = BackoffLayer::new(registry.clone()).host_fallback(true);
+    let mut service = ServiceBuilder::new().layer(layer).service_fn(answer);
+
+    for uri in ["http://[::1]:3000/", "https://api.example.com:8443/items"] {
+        for _ in 0..10 {
+            let mut request = request(uri);
+            // The URI has an authority, so the `Host` header is never read.
+            request
+                .headers_mut()
+                .insert("host", "other.example.com".parse().unwrap());
+            let (status, info) = send(&mut service, request);
+            assert_eq!((status, info.count_total), (StatusCode::OK, 0), "{uri}");
+        }
+    }
+    assert!(registry.is_empty());
+}
+
+#[test]
 #[ignore = "should_backoff builds a BackoffError for a key in backoff, copying the key \
             to the heap, only to drop it"]
 fn should_backoff_on_a_key_in_backoff_allocates_nothing() {

@@ -79,6 +79,14 @@ pub(crate) fn normalize_authority(
     authority: &str,
     default_port: Option<u16>,
 ) -> Option<Cow<'_, str>> {
+    match already_canonical(authority, default_port) {
+        Some(key) => Some(Cow::Borrowed(key)),
+        None => normalize_fully(authority, default_port),
+    }
+}
+
+/// The full treatment: userinfo, brackets, upper case, leading zeros and all.
+fn normalize_fully(authority: &str, default_port: Option<u16>) -> Option<Cow<'_, str>> {
     let host_and_port = match authority.rfind('@') {
         Some(at) => &authority[at + 1..],
         None => authority,
@@ -94,6 +102,42 @@ pub(crate) fn normalize_authority(
             Some(Cow::Borrowed(host_and_port))
         }
         (host, Some(port)) => Some(Cow::Owned(format!("{host}:{port}"))),
+    }
+}
+
+/// The fast path for the common case, in one pass over the bytes: a lower-case host
+/// name or IPv4 address, optionally followed by a port without leading zeros. Returns
+/// the key (the authority itself, or without its default port), or `None` when the
+/// authority needs the full treatment below, which gives the same answer for it.
+fn already_canonical(authority: &str, default_port: Option<u16>) -> Option<&str> {
+    let bytes = authority.as_bytes();
+    let mut colon = None;
+    for (index, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'a'..=b'z' | b'-' | b'.' if colon.is_none() => {}
+            b'0'..=b'9' => {}
+            b':' if colon.is_none() => colon = Some(index),
+            _ => return None,
+        }
+    }
+
+    let host_end = colon.unwrap_or(bytes.len());
+    let host = &bytes[..host_end];
+    if host.is_empty() || host.ends_with(b".") {
+        return None;
+    }
+    let Some(colon) = colon else {
+        return Some(authority);
+    };
+
+    let port = &authority[colon + 1..];
+    if port.is_empty() || port.len() > 5 || (port.starts_with('0') && port != "0") {
+        return None;
+    }
+    let port: u16 = port.parse().ok()?;
+    match Some(port) == default_port {
+        true => Some(&authority[..colon]),
+        false => Some(authority),
     }
 }
 
@@ -321,6 +365,49 @@ mod tests {
         }
         assert_eq!(host_key(&[b"a.example", b"a.example"], None), None);
         assert_eq!(host_key(&[], None), None);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_treatment() {
+        let cases = [
+            "api.example.com",
+            "api.example.com:443",
+            "127.0.0.1:8080",
+            "h:0",
+            "h:",
+            "h:080",
+            "h:65536",
+            "h..",
+            ":80",
+            "a-b.c-d:1",
+            "x:99999",
+        ];
+        for authority in cases {
+            for default_port in [None, Some(80), Some(443)] {
+                let fast = already_canonical(authority, default_port);
+                let full = normalize_fully(authority, default_port);
+                if let Some(fast) = fast {
+                    assert_eq!(full.as_deref(), Some(fast), "{authority} {default_port:?}");
+                }
+            }
+        }
+        assert_eq!(
+            already_canonical("api.example.com:443", Some(443)),
+            Some("api.example.com")
+        );
+        assert_eq!(already_canonical("API.example.com", None), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_never_disagrees(authority in "[a-zA-Z0-9.:@_-]{0,24}") {
+            for default_port in [None, Some(80), Some(443)] {
+                if let Some(fast) = already_canonical(&authority, default_port) {
+                    let full = normalize_fully(&authority, default_port);
+                    proptest::prop_assert_eq!(full.as_deref(), Some(fast));
+                }
+            }
+        }
     }
 
     #[test]

@@ -100,6 +100,7 @@ mod layer;
 mod metrics;
 mod notify;
 mod pending;
+mod presence;
 mod registry;
 #[cfg(feature = "reqwest")]
 mod reqwest;

@@ -12,7 +12,7 @@ mod snapshot;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -90,7 +90,9 @@ pub struct BackoffRegistry {
 /// Everything clones of one registry share.
 struct Shared {
     store: KeyStore,
-    rules: DashMap<Box<str>, Policy>,
+    rules: DashMap<Box<str>, Policy, foldhash::fast::RandomState>,
+    /// Set by the first `set_rule`; until then no call looks rules up.
+    has_rules: AtomicBool,
     settings: Settings,
     defaults: Policy,
     clock: Box<dyn Clock>,
@@ -146,7 +148,8 @@ impl BackoffRegistry {
         let timeline = Timeline::starting_at(parts.clock.now());
         let shared = Shared {
             store: KeyStore::new(parts.max_keys),
-            rules: DashMap::new(),
+            rules: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            has_rules: AtomicBool::new(false),
             settings: parts.settings,
             defaults,
             clock: parts.clock,
@@ -175,7 +178,7 @@ impl BackoffRegistry {
     ///
     /// Unknown keys are not in backoff; asking creates no state.
     pub fn should_backoff(&self, key: &str) -> bool {
-        self.check(key).is_err()
+        self.lookup(key).is_err()
     }
 
     /// Returns `Ok` if a call to `key` may go ahead now, or the [`BackoffError`]
@@ -186,6 +189,7 @@ impl BackoffRegistry {
     /// otherwise. Asking takes no slot and records nothing.
     pub fn check(&self, key: &str) -> Result<(), BackoffError> {
         self.lookup(key)
+            .map_err(|refusal| self.refusal_error(key, refusal))
     }
 
     /// Returns when the key's current backoff ends, or `None` if it is not in backoff.
@@ -195,6 +199,10 @@ impl BackoffRegistry {
 
     /// Forgets the key's failures, backoff and escalation. Its rule, if any, stays.
     pub fn clear(&self, key: &str) {
+        // Nothing to clear is the common case: answer it without a write lock.
+        if self.shared.store.get(key).is_none() {
+            return;
+        }
         self.remove_where(key, self.now(), |_| true);
     }
 
@@ -211,6 +219,7 @@ impl BackoffRegistry {
     pub fn set_rule(&self, key: &str, rule: Rule) -> Result<(), ConfigError> {
         let policy = Policy::with_rule(&self.shared.settings, &rule)?;
         self.forget_if_stale(key);
+        self.shared.has_rules.store(true, Ordering::Release);
         self.shared.rules.insert(key.into(), policy);
         Ok(())
     }
@@ -378,6 +387,9 @@ impl BackoffRegistry {
     }
 
     fn policy_for(&self, key: &str) -> Policy {
+        if !self.shared.has_rules.load(Ordering::Acquire) {
+            return self.shared.defaults;
+        }
         self.shared
             .rules
             .get(key)

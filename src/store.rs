@@ -15,10 +15,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use std::hash::BuildHasher;
+
 use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::{Ref, RefMut};
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
+use crate::presence::{KeyHash, Presence};
 use crate::state::KeyState;
 use crate::time::Tick;
 
@@ -49,9 +53,15 @@ pub(crate) struct Evicted {
 }
 
 /// The key states of one registry.
+///
+/// Keys are hashed with foldhash, seeded at random per process and per map: fast for
+/// short host names, and an attacker who chooses keys cannot predict collisions
+/// without knowing the seed.
 #[derive(Debug)]
 pub(crate) struct KeyStore {
-    map: DashMap<Box<str>, KeyState>,
+    map: DashMap<Box<str>, KeyState, RandomState>,
+    /// Which keys the map certainly does not hold.
+    presence: Presence,
     /// Entries counted by the store: a slot is reserved before an insert and released
     /// after a removal, so this is never below the map's true size and never above
     /// `max_keys`.
@@ -68,7 +78,8 @@ impl KeyStore {
     /// Creates an empty store holding at most `max_keys` (at least 1) keys.
     pub(crate) fn new(max_keys: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(RandomState::default()),
+            presence: Presence::new(),
             len: AtomicUsize::new(0),
             max_keys: max_keys.max(1),
             swept_len: AtomicUsize::new(0),
@@ -86,13 +97,34 @@ impl KeyStore {
         self.max_keys
     }
 
-    /// Reads a key's state under a shared lock on its shard.
+    /// Hashes `key` for [`get_hashed`](Self::get_hashed).
+    pub(crate) fn hash(&self, key: &str) -> KeyHash {
+        KeyHash(self.map.hasher().hash_one(key))
+    }
+
+    /// Reads a key's state under a shared lock on its shard; a key the store certainly
+    /// does not hold takes no lock at all.
     pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, KeyState>> {
+        self.get_hashed(key, self.hash(key))
+    }
+
+    /// [`get`](Self::get) with the key's hash already known.
+    pub(crate) fn get_hashed(
+        &self,
+        key: &str,
+        hash: KeyHash,
+    ) -> Option<Ref<'_, Box<str>, KeyState>> {
+        if !self.presence.may_hold(hash) {
+            return None;
+        }
         self.map.get(key)
     }
 
     /// Returns an existing key's state for writing.
     pub(crate) fn get_mut(&self, key: &str) -> Option<RefMut<'_, Box<str>, KeyState>> {
+        if !self.presence.may_hold(self.hash(key)) {
+            return None;
+        }
         self.map.get_mut(key)
     }
 
@@ -122,7 +154,10 @@ impl KeyStore {
                 self.len.fetch_sub(1, Ordering::AcqRel);
                 existing.into_ref()
             }
-            Entry::Vacant(vacant) => vacant.insert(KeyState::default()),
+            Entry::Vacant(vacant) => {
+                self.presence.added(self.hash(key));
+                vacant.insert(KeyState::default())
+            }
         }
     }
 
@@ -133,6 +168,7 @@ impl KeyStore {
         condition: impl FnOnce(&KeyState) -> bool,
     ) -> Option<KeyState> {
         let (_, state) = self.map.remove_if(key, |_, state| condition(state))?;
+        self.presence.removed(self.hash(key));
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(state)
     }
@@ -256,7 +292,10 @@ impl KeyStore {
         let mut removed = 0;
         self.map.retain(|key, state| {
             let kept = keep(key, state);
-            removed += usize::from(!kept);
+            if !kept {
+                self.presence.removed(self.hash(key));
+                removed += 1;
+            }
             kept
         });
         self.len.fetch_sub(removed, Ordering::AcqRel);

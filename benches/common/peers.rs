@@ -14,10 +14,9 @@ use recloser::Recloser;
 /// The hasher of the floor map.
 ///
 /// It must be the hasher of the registry's key map (`KeyStore::map` in `src/store.rs`,
-/// today `DashMap`'s default, the standard library's SipHash `RandomState`). When the
-/// registry's hasher changes, change this line with it: the floor is only a floor if
-/// it hashes the same way.
-pub(crate) type FloorHasher = std::hash::RandomState;
+/// today foldhash's `fast::RandomState`). When the registry's hasher changes, change
+/// this line with it: the floor is only a floor if it hashes the same way.
+pub(crate) type FloorHasher = foldhash::fast::RandomState;
 
 /// The floor: a bare concurrent map from the same key strings to a small value, with
 /// the registry's hasher. Nothing can answer "is this key known" faster than one

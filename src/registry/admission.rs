@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::BackoffRegistry;
 use crate::error::BackoffError;
 use crate::event::BackoffEvent;
+use crate::presence::KeyHash;
 use crate::state::{Gate, KeyState, ProbeSlot, TripStamp, NEVER_TRIPPED};
 use crate::time::Tick;
 
@@ -23,14 +24,22 @@ pub(crate) enum Mode {
 pub(crate) struct Ticket {
     trip: TripStamp,
     probe: bool,
+    /// The key's hash, so that the outcome need not hash it again.
+    hash: KeyHash,
 }
 
 impl Ticket {
     /// The ticket of a call to a key the registry knows nothing about.
-    const UNTRACKED: Self = Self::normal(NEVER_TRIPPED);
+    fn untracked(hash: KeyHash) -> Self {
+        Self::normal(NEVER_TRIPPED, hash)
+    }
 
-    const fn normal(trip: TripStamp) -> Self {
-        Self { trip, probe: false }
+    fn normal(trip: TripStamp, hash: KeyHash) -> Self {
+        Self {
+            trip,
+            probe: false,
+            hash,
+        }
     }
 
     /// Returns whether `state` has not tripped since this ticket was issued.
@@ -51,6 +60,21 @@ impl Ticket {
     pub(super) fn trip(&self) -> TripStamp {
         self.trip
     }
+
+    /// Returns the key's hash.
+    pub(super) fn hash(&self) -> KeyHash {
+        self.hash
+    }
+}
+
+/// Why [`lookup`](BackoffRegistry::lookup) would refuse a call, before any
+/// [`BackoffError`] is built.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refusal {
+    /// In backoff until `until`; the question was asked at `now`.
+    Closed { until: Tick, now: Instant },
+    /// The backoff ended at `backoff_ended`, and every probe slot is taken.
+    Probing { backoff_ended: Tick },
 }
 
 impl BackoffRegistry {
@@ -61,26 +85,28 @@ impl BackoffRegistry {
     /// lock and does not read the clock; only a key whose backoff just ended takes the
     /// exclusive lock, to claim a probe slot.
     pub(crate) fn admit(&self, key: &str, mode: Mode) -> Result<Ticket, BackoffError> {
+        let hash = self.shared.store.hash(key);
         let (gate, trip, now) = {
-            let Some(state) = self.shared.store.get(key) else {
-                return Ok(Ticket::UNTRACKED);
+            let Some(state) = self.shared.store.get_hashed(key, hash) else {
+                return Ok(Ticket::untracked(hash));
             };
             if !state.has_deadline() {
-                return Ok(Ticket::normal(state.trip()));
+                return Ok(Ticket::normal(state.trip(), hash));
             }
             let now = self.now_both();
             (state.gate(now.1), state.trip(), now)
         };
 
         match gate {
-            Gate::Open => Ok(Ticket::normal(trip)),
+            Gate::Open => Ok(Ticket::normal(trip, hash)),
             Gate::Closed { until } => Err(self.refuse(self.closed(key, until, now.0), mode)),
-            Gate::Probing { .. } => self.admit_probe(key, now, mode),
+            Gate::Probing { .. } => self.admit_probe(key, hash, now, mode),
         }
     }
 
-    /// [`admit`](Self::admit) as a plain question: no slot is taken, nothing reported.
-    pub(super) fn lookup(&self, key: &str) -> Result<(), BackoffError> {
+    /// [`admit`](Self::admit) as a plain question: no slot is taken, nothing reported,
+    /// nothing allocated.
+    pub(super) fn lookup(&self, key: &str) -> Result<(), Refusal> {
         let Some(state) = self.shared.store.get(key) else {
             return Ok(());
         };
@@ -91,14 +117,24 @@ impl BackoffRegistry {
         let now = self.now_both();
         match state.gate(now.1) {
             Gate::Open => Ok(()),
-            Gate::Closed { until } => Err(self.closed(key, until, now.0)),
+            Gate::Closed { until } => Err(Refusal::Closed { until, now: now.0 }),
             Gate::Probing { in_flight } => {
                 let backoff_ended = state.backoff_ended();
                 drop(state);
                 match in_flight < self.policy_for(key).probes.max(1) {
                     true => Ok(()),
-                    false => Err(BackoffError::probing(key, self.instant(backoff_ended))),
+                    false => Err(Refusal::Probing { backoff_ended }),
                 }
+            }
+        }
+    }
+
+    /// Describes `refusal` of a call to `key` as a [`BackoffError`].
+    pub(super) fn refusal_error(&self, key: &str, refusal: Refusal) -> BackoffError {
+        match refusal {
+            Refusal::Closed { until, now } => self.closed(key, until, now),
+            Refusal::Probing { backoff_ended } => {
+                BackoffError::probing(key, self.instant(backoff_ended))
             }
         }
     }
@@ -107,6 +143,7 @@ impl BackoffRegistry {
     fn admit_probe(
         &self,
         key: &str,
+        hash: KeyHash,
         now: (Instant, Tick),
         mode: Mode,
     ) -> Result<Ticket, BackoffError> {
@@ -117,11 +154,12 @@ impl BackoffRegistry {
 
         match claimed {
             // Forgotten meanwhile: nothing to probe any more.
-            None => Ok(Ticket::UNTRACKED),
-            Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip)),
+            None => Ok(Ticket::untracked(hash)),
+            Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip, hash)),
             Some((ProbeSlot::Taken, trip)) => {
                 self.notify(BackoffEvent::ProbeAdmitted { key: key.into() });
-                Ok(Ticket { trip, probe: true })
+                let probe = true;
+                Ok(Ticket { trip, probe, hash })
             }
             Some((ProbeSlot::Busy { backoff_ended }, _)) => {
                 let refusal = BackoffError::probing(key, self.instant(backoff_ended));

@@ -66,7 +66,7 @@ impl BackoffRegistry {
         let current = self
             .shared
             .store
-            .get(key)
+            .get_hashed(key, ticket.hash())
             .is_some_and(|state| ticket.still_current(&state));
         if !current {
             return;

@@ -3,6 +3,10 @@
 //!
 //! Run it with `cargo run --example demo`. It prints one line per request, a line when
 //! the host enters and leaves backoff, and a final `summary:` line.
+//!
+//! Run it with `cargo run --example demo -- --policies` to see the opt-in policies at
+//! work instead: escalation lengthens each backoff, and when a backoff ends a single
+//! request goes out as the probe while the others wait for it (see `demo/policies.rs`).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -17,13 +21,25 @@ use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use url_backoff_registry::{
-    BackoffError, BackoffLayer, BackoffRegistry, DefaultClassifier, Outcome,
+    BackoffError, BackoffLayer, BackoffRegistry, BackoffService, DefaultClassifier, Outcome,
 };
+
+#[path = "demo/policies.rs"]
+pub(crate) mod policies;
+
+use policies::PolicyOptions;
+
+/// The demo's client: hyper-util behind the backoff layer.
+type Outbound = BackoffService<Client<HttpConnector, Empty<Bytes>>>;
+
+/// How to run the demo.
+const USAGE: &str = "usage: cargo run --example demo [-- --policies]";
 
 /// What the demo does; the defaults finish in about five seconds.
 #[derive(Debug, Clone)]
@@ -56,7 +72,7 @@ impl Default for DemoOptions {
 }
 
 /// What happened, as counted by the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// Requests that went out to the server.
     pub(crate) sent: usize,
@@ -83,7 +99,14 @@ impl fmt::Display for Summary {
 
 #[tokio::main]
 async fn main() {
-    let summary = run(DemoOptions::default()).await;
+    let summary = match std::env::args().nth(1).as_deref() {
+        None => run(DemoOptions::default()).await,
+        Some("--policies") => policies::run(PolicyOptions::default()).await.summary,
+        Some(_) => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
     println!("{summary}");
 }
 
@@ -92,14 +115,7 @@ async fn main() {
 pub(crate) async fn run(options: DemoOptions) -> Summary {
     let (addr, server_hits) = start_flaky_server(options.outage).await;
     let key = addr.to_string();
-    println!(
-        "server: http://{addr}/ answers 503 to its first {} requests, then 200",
-        options.outage
-    );
-    println!(
-        "policy: {} failures within {:?} put a host into backoff for {:?}",
-        options.threshold, options.window, options.backoff
-    );
+    print_setup(addr, &options);
 
     let registry = BackoffRegistry::builder()
         .window(options.window)
@@ -107,16 +123,9 @@ pub(crate) async fn run(options: DemoOptions) -> Summary {
         .backoff(options.backoff)
         .build()
         .expect("demo settings are valid");
-    let mut client = ServiceBuilder::new()
-        .layer(BackoffLayer::new(registry.clone()))
-        .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    let mut client = client(&registry);
 
-    let mut summary = Summary {
-        sent: 0,
-        failed: 0,
-        short_circuited: 0,
-        recovered: false,
-    };
+    let mut summary = Summary::default();
     let mut in_backoff = false;
     let mut backed_off_before = false;
 
@@ -155,6 +164,24 @@ pub(crate) async fn run(options: DemoOptions) -> Summary {
     summary
 }
 
+fn print_setup(addr: SocketAddr, options: &DemoOptions) {
+    println!(
+        "server: http://{addr}/ answers 503 to its first {} requests, then 200",
+        options.outage
+    );
+    println!(
+        "policy: {} failures within {:?} put a host into backoff for {:?}",
+        options.threshold, options.window, options.backoff
+    );
+}
+
+/// A hyper-util client behind the backoff layer. Its clones share the registry.
+fn client(registry: &BackoffRegistry) -> Outbound {
+    ServiceBuilder::new()
+        .layer(BackoffLayer::new(registry.clone()))
+        .service(Client::builder(TokioExecutor::new()).build_http())
+}
+
 impl Summary {
     /// Counts and prints the result of request `number`; returns whether it succeeded.
     fn count(&mut self, number: usize, result: Result<Response<Incoming>, BoxError>) -> bool {
@@ -171,14 +198,26 @@ impl Summary {
 
         if let Some(backoff) = error.downcast_ref::<BackoffError>() {
             self.short_circuited += 1;
-            let left = backoff.retry_after().as_secs_f64();
-            println!("request {number:>2}: short-circuited, {left:.2}s of backoff left");
+            let why = why_refused(backoff);
+            println!("request {number:>2}: short-circuited, {why}");
         } else {
             self.sent += 1;
             self.failed += 1;
             println!("request {number:>2}: error: {error}");
         }
         false
+    }
+}
+
+/// Why the layer refused a request: the host is in backoff, or its backoff is over and
+/// another request is out as the probe.
+fn why_refused(backoff: &BackoffError) -> String {
+    match backoff.is_probing() {
+        true => "waiting for the probe".to_owned(),
+        false => {
+            let left = backoff.retry_after().as_secs_f64();
+            format!("{left:.2}s of backoff left")
+        }
     }
 }
 

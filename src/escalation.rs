@@ -184,16 +184,31 @@ impl EscalationPolicy {
         })
     }
 
-    /// Returns the multiplier at `level`.
-    pub(crate) fn multiplier(&self, level: u32) -> f64 {
+    /// Returns `factor` to the power `level`, before the cap.
+    fn growth(&self, level: u32) -> f64 {
         self.factor.powi(level.min(MAX_LEVEL) as i32)
     }
 
-    /// Returns the backoff for a trip at `level`, before jitter.
+    /// Returns the backoff for a trip at `level`, before jitter: `base` times the
+    /// growth, within `base` and the cap.
     pub(crate) fn backoff(&self, base: Tick, level: u32) -> Tick {
-        let escalated = base as f64 * self.multiplier(level);
+        let escalated = base as f64 * self.growth(level);
         // `as` saturates: an infinite product becomes u64::MAX, then the cap applies.
         (escalated as u64).clamp(base, self.max_backoff)
+    }
+
+    /// Returns the multiplier a trip at `level` really gets, the cap included.
+    pub(crate) fn multiplier(&self, base: Tick, level: u32) -> f64 {
+        self.backoff(base, level) as f64 / base.max(1) as f64
+    }
+
+    /// Returns the lowest level whose backoff reaches the cap. Levels above it would
+    /// back off no longer, so a key's level stops there, and health takes it back down
+    /// from there.
+    pub(crate) fn top_level(&self, base: Tick) -> u32 {
+        (0..MAX_LEVEL)
+            .find(|&level| self.backoff(base, level) >= self.max_backoff)
+            .unwrap_or(MAX_LEVEL)
     }
 
     /// Randomises `backoff` with `fraction` in `[0, 1)`.
@@ -256,6 +271,20 @@ mod tests {
             .collect();
         assert_eq!(backoffs, [10, 20, 40, 60, 60, 60]);
         assert_eq!(policy.backoff(10 * SECOND, u32::MAX), 60 * SECOND);
+    }
+
+    #[test]
+    fn the_level_stops_where_the_cap_is_reached() {
+        let policy = policy(Jitter::None);
+        assert_eq!(policy.top_level(10 * SECOND), 3);
+        assert_eq!(policy.multiplier(10 * SECOND, 3), 6.0);
+        assert_eq!(policy.multiplier(10 * SECOND, 9), 6.0);
+        assert_eq!(policy.multiplier(10 * SECOND, 1), 2.0);
+
+        let flat = Escalation::new(1.0, Duration::from_secs(60));
+        let flat = EscalationPolicy::new(&flat, 10 * SECOND).unwrap();
+        assert_eq!(flat.top_level(10 * SECOND), MAX_LEVEL);
+        assert_eq!(flat.multiplier(10 * SECOND, 5), 1.0);
     }
 
     #[test]

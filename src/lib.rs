@@ -23,18 +23,36 @@
 //! and what counts as a failure; the README explains how layer order changes what
 //! counts.
 //!
+//! Opt-in policies go beyond a fixed timer, and keep the defaults' behaviour until
+//! turned on: [`Escalation`] lengthens the backoff of a key that keeps tripping and
+//! lets it fade with health; [`probes`](BackoffRegistryBuilder::probes) admits a single
+//! call when a backoff ends; [`BackoffLayer::shadow`] watches without refusing.
+//! Operators get [`BackoffRegistry::subscribe`] (a [`BackoffEvent`] per state change),
+//! [`BackoffRegistry::snapshot`], and manual control with
+//! [`BackoffRegistry::force_backoff`] and [`BackoffRegistry::release`].
+//!
+//! Memory stays bounded when keys come from traffic: stale keys are swept as the
+//! registry grows, and [`max_keys`](BackoffRegistryBuilder::max_keys) is a hard cap
+//! that evicts keys in backoff last.
+//!
 //! Time comes from a [`Clock`]; tests use [`ManualClock`] and never sleep.
 //!
 //! # Logging
 //!
 //! Through `tracing`: info when a key enters backoff (key, failures, deadline, cause:
-//! threshold or server hint), when a server hint extends a backoff, and when a key
-//! recovers; debug for each refused call. Only keys are logged, never paths, query
-//! strings, userinfo or headers.
+//! threshold, server hint, failed probe or forced), when a server hint extends a
+//! backoff, when a key recovers or is released, and when a key in backoff is evicted;
+//! debug for each refused call, each probe and other evictions. Only keys are logged,
+//! never paths, query strings, userinfo or headers.
 //!
 //! # Features
 //!
-//! - `reqwest`: `BackoffMiddleware`, for `reqwest-middleware` clients. Off by default.
+//! All off by default:
+//!
+//! - `reqwest`: `BackoffMiddleware`, for `reqwest-middleware` clients.
+//! - `metrics`: counters and gauges through the `metrics` crate, configured with
+//!   `MetricsOptions`.
+//! - `serde`: `Serialize` for [`KeySnapshot`], to serve a snapshot as JSON.
 //!
 //! # Example
 //!

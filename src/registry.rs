@@ -174,6 +174,20 @@ impl BackoffRegistry {
         self.record_failure_at(key, None);
     }
 
+    /// Records a success of `key` now, exactly as a successful call through the layer
+    /// or [`track`](Self::track) would: its failures, backoff and pending probe are
+    /// cleared, escalation is remembered while it fades, and a key that had tripped
+    /// reports [`BackoffEvent::Recovered`].
+    ///
+    /// Unlike a call through the layer, it clears a key that is in backoff too: the
+    /// caller says the host works. Use [`clear`](Self::clear) to forget a key silently
+    /// and completely.
+    pub fn record_success(&self, key: &str) {
+        if self.shared.store.get(key).is_some() {
+            self.apply_success(key, None);
+        }
+    }
+
     /// Returns whether calls to `key` should be held back now.
     ///
     /// Unknown keys are not in backoff; asking creates no state.
@@ -197,7 +211,9 @@ impl BackoffRegistry {
         self.stats(key).backoff_until
     }
 
-    /// Forgets the key's failures, backoff and escalation. Its rule, if any, stays.
+    /// Forgets the key's failures, backoff and escalation, silently. Its rule, if any,
+    /// stays. To report a success the way the layer does, use
+    /// [`record_success`](Self::record_success).
     pub fn clear(&self, key: &str) {
         // Nothing to clear is the common case: answer it without a write lock.
         if self.shared.store.get(key).is_none() {

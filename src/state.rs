@@ -320,7 +320,7 @@ impl Tracked {
                     true => self.level,
                     false => decayed_level(self.level, self.until, now, policy.backoff),
                 };
-                escalation.multiplier(level)
+                escalation.multiplier(policy.backoff, level)
             }
             _ => 1.0,
         }
@@ -419,10 +419,11 @@ impl Tracked {
         let backoff = match policy.escalation {
             None => policy.backoff,
             Some(escalation) => {
-                self.level = match self.trips {
+                let level = match self.trips {
                     0 => 0,
                     _ => next_level(self.level, self.until, now, policy.backoff),
                 };
+                self.level = level.min(escalation.top_level(policy.backoff));
                 let backoff = escalation.backoff(policy.backoff, self.level);
                 match escalation.is_jittered() {
                     true => escalation.jittered(backoff, clock.source.jitter()),
@@ -616,9 +617,9 @@ mod tests {
         assert_eq!(trip_at(100), 200);
         assert_eq!(trip_at(300), 350);
         assert_eq!(trip_at(650), 350);
-        // 300 ticks of health (three full backoffs) take level 3 down to 0, and the
-        // trip counts one up again: level 1.
-        assert_eq!(trip_at(1_300), 200);
+        // The level stopped at 2, where the cap is reached. 200 ticks of health (two
+        // full backoffs) take it down to 0, and the trip counts one up again: level 1.
+        assert_eq!(trip_at(1_200), 200);
     }
 
     #[test]

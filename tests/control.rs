@@ -74,6 +74,60 @@ fn release_ends_a_backoff_and_forgets_the_failures() {
     assert!(!registry.release("other"));
 }
 
+#[test]
+fn release_leaves_a_key_that_is_not_held_alone() {
+    let clock = ManualClock::new();
+    let registry = registry(&clock);
+    let mut events = registry.subscribe();
+    registry.record_failure(KEY);
+
+    assert!(!registry.release(KEY));
+    assert_eq!(registry.stats(KEY).failures_in_window, 1);
+    assert!(events.try_recv().is_err());
+}
+
+#[test]
+fn record_success_is_the_layers_success_for_any_caller() {
+    let clock = ManualClock::new();
+    let registry = BackoffRegistry::builder()
+        .threshold(2)
+        .backoff(secs(60))
+        .escalation(url_backoff_registry::Escalation::new(2.0, secs(600)))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut events = registry.subscribe();
+    for _ in 0..2 {
+        registry.record_failure(KEY);
+    }
+    clock.advance(secs(60));
+    for _ in 0..2 {
+        registry.record_failure(KEY);
+    }
+    let _ = events.try_recv();
+    let _ = events.try_recv();
+
+    // In backoff after a second, escalated trip: the caller reports that the host
+    // works.
+    registry.record_success(KEY);
+    assert!(!registry.should_backoff(KEY));
+    assert_eq!(registry.stats(KEY).failures_in_window, 0);
+    assert_eq!(
+        events.try_recv().unwrap(),
+        BackoffEvent::Recovered { key: KEY.into() }
+    );
+
+    // The escalation is remembered while it fades; `clear` forgets it silently.
+    assert_eq!(registry.snapshot()[0].multiplier, 2.0);
+    registry.clear(KEY);
+    assert!(registry.snapshot().is_empty());
+    assert!(events.try_recv().is_err());
+
+    // Nothing to record for a key the registry does not know.
+    registry.record_success("unknown.example");
+    assert!(registry.is_empty());
+}
+
 #[tokio::test]
 async fn shadow_mode_lets_calls_through_but_reports_and_records_as_usual() {
     let clock = ManualClock::new();

@@ -76,6 +76,22 @@ fn consecutive_trips_double_up_to_the_cap() {
 }
 
 #[test]
+fn the_multiplier_stops_at_the_cap_and_fades_from_there() {
+    let (registry, clock) = registry(Some(Escalation::new(2.0, secs(20))));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let backoff = trip(&registry, &clock).as_secs();
+        seen.push((backoff, registry.snapshot()[0].multiplier));
+        wait_out(&registry, &clock);
+    }
+    assert_eq!(seen, [(10, 1.0), (20, 2.0), (20, 2.0), (20, 2.0)]);
+
+    // Two backoff lengths of health undo the one step the cap allowed.
+    clock.advance(secs(20));
+    assert_eq!(trip(&registry, &clock), secs(10));
+}
+
+#[test]
 fn health_takes_one_step_off_per_backoff_length() {
     let (registry, clock) = registry(Some(doubling()));
     for _ in 0..3 {

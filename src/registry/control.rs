@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::BackoffRegistry;
 use crate::event::{BackoffEvent, TripCause};
-use crate::state::Trip;
+use crate::state::{KeyState, Trip};
 
 impl BackoffRegistry {
     /// Puts `key` into backoff until exactly `until`, whatever its failures and even if
@@ -46,15 +46,16 @@ impl BackoffRegistry {
     }
 
     /// Ends the key's backoff now and forgets its failures, pending probe and
-    /// escalation, as an operator's decision. Returns whether the key was in backoff or
-    /// waiting for a probe; if so, a [`BackoffEvent::Released`] is reported.
+    /// escalation, as an operator's decision, and reports
+    /// [`BackoffEvent::Released`]. Returns whether the key was in backoff or waiting
+    /// for a probe; a key that was not is left exactly as it was.
     pub fn release(&self, key: &str) -> bool {
         let now = self.now();
-        let removed = self.remove_where(key, now, |_| true);
-        let held = removed.is_some_and(|state| state.in_backoff(now) || state.is_probing(now));
-        if held {
+        let held = |state: &KeyState| state.in_backoff(now) || state.is_probing(now);
+        let released = self.remove_where(key, now, held).is_some();
+        if released {
             self.notify(BackoffEvent::Released { key: key.into() });
         }
-        held
+        released
     }
 }

@@ -68,15 +68,19 @@ impl BackoffRegistry {
             .store
             .get_hashed(key, ticket.hash())
             .is_some_and(|state| ticket.still_current(&state));
-        if !current {
-            return;
+        if current {
+            self.apply_success(key, Some(ticket));
         }
+    }
 
+    /// Applies a success to `key`: with a ticket only if the key has not tripped
+    /// since; without one (the caller reports a success of its own), always.
+    pub(super) fn apply_success(&self, key: &str, ticket: Option<Ticket>) {
         let now = self.now();
         let policy = self.policy_for(key);
         let success = self.update_existing(key, now, |state| {
             ticket
-                .still_current(state)
+                .is_none_or(|ticket| ticket.still_current(state))
                 .then(|| state.succeed(now, &policy))
         });
         let Some(Some(success)) = success else {
@@ -88,7 +92,7 @@ impl BackoffRegistry {
                 state.standing(now, &policy) == Standing::Stale
             });
         }
-        if ticket.is_probe() {
+        if ticket.is_some_and(|ticket| ticket.is_probe()) {
             let result = ProbeResult::Succeeded;
             self.notify(BackoffEvent::ProbeFinished {
                 key: key.into(),

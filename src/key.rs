@@ -110,36 +110,50 @@ fn normalize_fully(authority: &str, default_port: Option<u16>) -> Option<Cow<'_,
 /// the key (the authority itself, or without its default port), or `None` when the
 /// authority needs the full treatment below, which gives the same answer for it.
 fn already_canonical(authority: &str, default_port: Option<u16>) -> Option<&str> {
+    // One pass: every byte up to an optional `:` must be a canonical host byte.
     let bytes = authority.as_bytes();
-    let mut colon = None;
+    let mut host_end = bytes.len();
     for (index, &byte) in bytes.iter().enumerate() {
-        match byte {
-            b'a'..=b'z' | b'-' | b'.' if colon.is_none() => {}
-            b'0'..=b'9' => {}
-            b':' if colon.is_none() => colon = Some(index),
-            _ => return None,
+        if !CANONICAL_HOST_BYTE[usize::from(byte)] {
+            if byte != b':' {
+                return None;
+            }
+            host_end = index;
+            break;
         }
     }
 
-    let host_end = colon.unwrap_or(bytes.len());
-    let host = &bytes[..host_end];
-    if host.is_empty() || host.ends_with(b".") {
+    let host = &authority[..host_end];
+    if host.is_empty() || host.ends_with('.') {
         return None;
     }
-    let Some(colon) = colon else {
+    if host_end == bytes.len() {
         return Some(authority);
-    };
+    }
 
-    let port = &authority[colon + 1..];
-    if port.is_empty() || port.len() > 5 || (port.starts_with('0') && port != "0") {
+    let port = &authority[host_end + 1..];
+    let digits = port.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits || port.is_empty() || port.len() > 5 || (port.starts_with('0') && port != "0") {
         return None;
     }
     let port: u16 = port.parse().ok()?;
     match Some(port) == default_port {
-        true => Some(&authority[..colon]),
+        true => Some(host),
         false => Some(authority),
     }
 }
+
+/// The bytes a canonical host name or IPv4 address is made of: lower-case letters,
+/// digits, `-` and `.`.
+const CANONICAL_HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = matches!(byte as u8, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.');
+        byte += 1;
+    }
+    table
+};
 
 /// Returns whether `host_and_port` is exactly the canonical `host` followed by a
 /// canonical port (no leading zeros), so it can serve as the key as it is.

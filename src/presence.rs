@@ -17,13 +17,19 @@ const CELLS: usize = 1 << 14;
 /// Bits of a hash that pick a counter.
 const CELL_BITS: u32 = CELLS.trailing_zeros();
 
-/// A key's hash, computed once per call and reused for every question about the key.
+/// The part of a key's hash the filter uses, computed once per call and reused for
+/// every question about the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KeyHash(pub(crate) u64);
+pub(crate) struct KeyHash(u32);
 
 impl KeyHash {
+    /// Keeps the top bits of a full 64-bit hash.
+    pub(crate) fn from_hash(hash: u64) -> Self {
+        Self((hash >> 32) as u32)
+    }
+
     fn cell(self) -> usize {
-        (self.0 >> (u64::BITS - CELL_BITS)) as usize
+        (self.0 >> (u32::BITS - CELL_BITS)) as usize
     }
 }
 
@@ -75,7 +81,8 @@ mod tests {
     #[test]
     fn a_key_is_present_from_before_its_insert_until_its_removal() {
         let presence = Presence::new();
-        let (key, neighbour, stranger) = (KeyHash(7 << 50), KeyHash(7 << 50 | 1), KeyHash(8 << 50));
+        let hash = |cell: u64, low: u64| KeyHash::from_hash(cell << 50 | low);
+        let (key, neighbour, stranger) = (hash(7, 0), hash(7, 1), hash(8, 0));
         assert!(!presence.may_hold(key));
 
         presence.added(key);

@@ -99,7 +99,7 @@ impl KeyStore {
 
     /// Hashes `key` for [`get_hashed`](Self::get_hashed).
     pub(crate) fn hash(&self, key: &str) -> KeyHash {
-        KeyHash(self.map.hasher().hash_one(key))
+        KeyHash::from_hash(self.map.hasher().hash_one(key))
     }
 
     /// Reads a key's state under a shared lock on its shard; a key the store certainly

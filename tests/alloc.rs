@@ -180,6 +180,12 @@ fn a_request_with_a_very_long_canonical_authority_allocates_its_key_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((info.count_total, info.bytes_total), (1, 65));
     assert_eq!(registry.len(), 0);
+
+    // Up to 40 bytes, host and port together, a key stays inline.
+    let host = "payments.default.svc.cluster.local:8080";
+    assert_eq!(host.len(), 39);
+    let (status, info) = send(&mut service, request(&format!("http://{host}/x")));
+    assert_eq!((status, info.count_total), (StatusCode::OK, 0));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `should_backoff` as the registry grows: 1 k, 100 k and 1 M tracked keys, each with
 //! one failure, against the floor map holding the same keys.
 //!
-//! Three query patterns, each cycling through a fixed list of keys:
+//! Four query patterns, each cycling through a fixed list of keys:
+//! - `few`: 8 tracked keys spread over the map, the busy hosts among many tracked
+//!   ones: a lookup's own cost once its memory is warm;
 //! - `hot`: the same 1,000 tracked keys at every size, spread over the whole map, so
 //!   only the map's size changes, not the working set;
 //! - `all`: every tracked key in a shuffled order, so at 1 M keys nearly every query
@@ -46,11 +48,19 @@ fn scaling(c: &mut Criterion) {
 
         let step = size / QUERIES;
         let hot: Vec<String> = tracked.iter().step_by(step).cloned().collect();
+        // A handful of busy hosts among many tracked ones: the cost of a lookup
+        // itself, once its cache lines and pages are warm.
+        let few: Vec<String> = tracked.iter().step_by(size / 8).cloned().collect();
         let unknown = common::hosts(size, QUERIES);
         let mut all = tracked;
         common::shuffle(&mut all);
 
-        let patterns = [("hot", &hot), ("all", &all), ("unknown", &unknown)];
+        let patterns = [
+            ("few", &few),
+            ("hot", &hot),
+            ("all", &all),
+            ("unknown", &unknown),
+        ];
         for (pattern, keys) in patterns {
             let floor_id = BenchmarkId::new(format!("floor_{pattern}"), size);
             group.bench_function(floor_id, |b| {

@@ -144,7 +144,7 @@ def threads_section(m):
 
 def scaling_section(m):
     rows = []
-    for pattern in ["hot", "all", "unknown"]:
+    for pattern in ["few", "hot", "all", "unknown"]:
         for what in ["floor", "should_backoff"]:
             values = [m.get(f"scaling/{what}_{pattern}/{size}") for size in SIZES]
             spread = (None if None in values else max(values) / min(values))
@@ -185,7 +185,7 @@ def targets_section(m, layer, memory):
         add(f"layer overhead, `{uri}`, below recloser and failsafe",
             f"{ns(overhead)} ns vs {ns(recloser)} / {ns(failsafe)} ns",
             known and overhead < min(recloser, failsafe) if known else None)
-    for pattern in ["hot", "unknown"]:
+    for pattern in ["few", "hot", "unknown"]:
         values = [m.get(f"scaling/should_backoff_{pattern}/{size}") for size in SIZES]
         spread = None if None in values else max(values) / min(values)
         add(f"`should_backoff_{pattern}` flat from 1 k to 1 M keys (max/min <= 1.5x)",

@@ -109,6 +109,7 @@ mod escalation;
 mod event;
 mod extract;
 mod future;
+mod hashing;
 mod history;
 mod judge;
 mod key;

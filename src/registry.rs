@@ -183,7 +183,7 @@ impl BackoffRegistry {
     /// caller says the host works. Use [`clear`](Self::clear) to forget a key silently
     /// and completely.
     pub fn record_success(&self, key: &str) {
-        if self.shared.store.get(key).is_some() {
+        if self.shared.store.read(key, |_| ()).is_some() {
             self.apply_success(key, None);
         }
     }
@@ -216,7 +216,7 @@ impl BackoffRegistry {
     /// [`record_success`](Self::record_success).
     pub fn clear(&self, key: &str) {
         // Nothing to clear is the common case: answer it without a write lock.
-        if self.shared.store.get(key).is_none() {
+        if self.shared.store.read(key, |_| ()).is_none() {
             return;
         }
         self.remove_where(key, self.now(), |_| true);
@@ -268,15 +268,20 @@ impl BackoffRegistry {
     /// force when each was recorded), so the count never exceeds that, however many
     /// more happened. Unknown keys report zeros; asking creates no state.
     pub fn stats(&self, key: &str) -> Stats {
-        let Some(state) = self.shared.store.get(key) else {
+        let now = self.now();
+        let policy = self.policy_for(key);
+        let seen = self.shared.store.read(key, |state| {
+            (
+                state.failures_within(now, &policy),
+                state.backoff_until(now),
+            )
+        });
+        let Some((failures_in_window, until)) = seen else {
             return Stats::default();
         };
 
-        let now = self.now();
-        let policy = self.policy_for(key);
-        let until = state.backoff_until(now);
         Stats {
-            failures_in_window: state.failures_within(now, &policy),
+            failures_in_window,
             in_backoff: until.is_some(),
             backoff_until: until.map(|tick| self.instant(tick)),
         }

@@ -15,13 +15,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use std::hash::BuildHasher;
-
 use dashmap::mapref::entry::Entry;
-use dashmap::mapref::one::{Ref, RefMut};
+use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
-use foldhash::fast::RandomState;
 
+use crate::hashing::{hash_text, Lookup, PassThrough, StoredKey};
 use crate::presence::{KeyHash, Presence};
 use crate::state::KeyState;
 use crate::time::Tick;
@@ -54,12 +52,10 @@ pub(crate) struct Evicted {
 
 /// The key states of one registry.
 ///
-/// Keys are hashed with foldhash, seeded at random per process and per map: fast for
-/// short host names, and an attacker who chooses keys cannot predict collisions
-/// without knowing the seed.
+/// Keys are hashed once per call (see [`crate::hashing`]); the map reuses the hash.
 #[derive(Debug)]
 pub(crate) struct KeyStore {
-    map: DashMap<Box<str>, KeyState, RandomState>,
+    map: DashMap<StoredKey, KeyState, PassThrough>,
     /// Which keys the map certainly does not hold.
     presence: Presence,
     /// Entries counted by the store: a slot is reserved before an insert and released
@@ -78,7 +74,7 @@ impl KeyStore {
     /// Creates an empty store holding at most `max_keys` (at least 1) keys.
     pub(crate) fn new(max_keys: usize) -> Self {
         Self {
-            map: DashMap::with_hasher(RandomState::default()),
+            map: DashMap::with_hasher(PassThrough::default()),
             presence: Presence::new(),
             len: AtomicUsize::new(0),
             max_keys: max_keys.max(1),
@@ -97,35 +93,46 @@ impl KeyStore {
         self.max_keys
     }
 
-    /// Hashes `key` for [`get_hashed`](Self::get_hashed).
-    pub(crate) fn hash(&self, key: &str) -> KeyHash {
-        KeyHash::from_hash(self.map.hasher().hash_one(key))
+    /// Returns whether the store may hold a key with this hash; `false` is certain and
+    /// costs one read of shared memory.
+    pub(crate) fn may_hold(&self, hash: KeyHash) -> bool {
+        self.presence.may_hold(hash)
     }
 
-    /// Reads a key's state under a shared lock on its shard; a key the store certainly
-    /// does not hold takes no lock at all.
-    pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, KeyState>> {
-        self.get_hashed(key, self.hash(key))
+    /// Runs `read` on a key's state under a shared lock on its shard; a key the store
+    /// certainly does not hold takes no lock at all. `read` must not call back into the
+    /// store.
+    pub(crate) fn read<R>(&self, key: &str, read: impl FnOnce(&KeyState) -> R) -> Option<R> {
+        self.read_by(&Lookup::new(key), read)
     }
 
-    /// [`get`](Self::get) with the key's hash already known.
-    pub(crate) fn get_hashed(
+    /// [`read`](Self::read) with the key already hashed.
+    pub(crate) fn read_by<R>(
         &self,
-        key: &str,
-        hash: KeyHash,
-    ) -> Option<Ref<'_, Box<str>, KeyState>> {
-        if !self.presence.may_hold(hash) {
+        lookup: &Lookup<'_>,
+        read: impl FnOnce(&KeyState) -> R,
+    ) -> Option<R> {
+        if !self.presence.may_hold(KeyHash::from_hash(lookup.hash())) {
             return None;
         }
-        self.map.get(key)
+
+        // The map was built with a pass-through hasher, so the key's own hash picks
+        // the shard and the bucket, and the text is compared directly.
+        let shard = &self.map.shards()[self.map.determine_shard(lookup.hash() as usize)];
+        let table = shard.read();
+        let (_, state) = table.get(lookup.hash(), |(stored, _)| {
+            stored.as_str() == lookup.text()
+        })?;
+        Some(read(state.get()))
     }
 
     /// Returns an existing key's state for writing.
-    pub(crate) fn get_mut(&self, key: &str) -> Option<RefMut<'_, Box<str>, KeyState>> {
-        if !self.presence.may_hold(self.hash(key)) {
+    pub(crate) fn get_mut(&self, key: &str) -> Option<RefMut<'_, StoredKey, KeyState>> {
+        let lookup = Lookup::new(key);
+        if !self.presence.may_hold(KeyHash::from_hash(lookup.hash())) {
             return None;
         }
-        self.map.get_mut(key)
+        self.map.get_mut(lookup.as_dyn())
     }
 
     /// Returns a key's state for writing, inserting a fresh one if needed.
@@ -138,8 +145,9 @@ impl KeyStore {
         key: &str,
         standing: &dyn Fn(&str, &KeyState) -> Standing,
         evicted: &mut Vec<Evicted>,
-    ) -> RefMut<'_, Box<str>, KeyState> {
-        if let Some(state) = self.map.get_mut(key) {
+    ) -> RefMut<'_, StoredKey, KeyState> {
+        let lookup = Lookup::new(key);
+        if let Some(state) = self.map.get_mut(lookup.as_dyn()) {
             return state;
         }
 
@@ -148,14 +156,14 @@ impl KeyStore {
             self.make_room(standing, evicted);
         }
 
-        match self.map.entry(key.into()) {
+        match self.map.entry(StoredKey::new(key)) {
             Entry::Occupied(existing) => {
                 // Another thread inserted the key meanwhile: give the slot back.
                 self.len.fetch_sub(1, Ordering::AcqRel);
                 existing.into_ref()
             }
             Entry::Vacant(vacant) => {
-                self.presence.added(self.hash(key));
+                self.presence.added(KeyHash::from_hash(lookup.hash()));
                 vacant.insert(KeyState::default())
             }
         }
@@ -167,8 +175,11 @@ impl KeyStore {
         key: &str,
         condition: impl FnOnce(&KeyState) -> bool,
     ) -> Option<KeyState> {
-        let (_, state) = self.map.remove_if(key, |_, state| condition(state))?;
-        self.presence.removed(self.hash(key));
+        let lookup = Lookup::new(key);
+        let (_, state) = self
+            .map
+            .remove_if(lookup.as_dyn(), |_, state| condition(state))?;
+        self.presence.removed(KeyHash::from_hash(lookup.hash()));
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(state)
     }
@@ -182,7 +193,7 @@ impl KeyStore {
     /// Calls `visit` for every key and state, one shard at a time.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(&str, &KeyState)) {
         for entry in self.map.iter() {
-            visit(entry.key(), entry.value());
+            visit(entry.key().as_str(), entry.value());
         }
     }
 
@@ -291,9 +302,10 @@ impl KeyStore {
     fn retain(&self, mut keep: impl FnMut(&str, &KeyState) -> bool) -> usize {
         let mut removed = 0;
         self.map.retain(|key, state| {
-            let kept = keep(key, state);
+            let kept = keep(key.as_str(), state);
             if !kept {
-                self.presence.removed(self.hash(key));
+                self.presence
+                    .removed(KeyHash::from_hash(hash_text(key.as_str())));
                 removed += 1;
             }
             kept

@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::BackoffRegistry;
 use crate::error::BackoffError;
 use crate::event::BackoffEvent;
+use crate::hashing::Lookup;
 use crate::presence::KeyHash;
 use crate::state::{Gate, KeyState, ProbeSlot, TripStamp, NEVER_TRIPPED};
 use crate::time::Tick;
@@ -85,47 +86,47 @@ impl BackoffRegistry {
     /// lock and does not read the clock; only a key whose backoff just ended takes the
     /// exclusive lock, to claim a probe slot.
     pub(crate) fn admit(&self, key: &str, mode: Mode) -> Result<Ticket, BackoffError> {
-        let hash = self.shared.store.hash(key);
-        let (gate, trip, now) = {
-            let Some(state) = self.shared.store.get_hashed(key, hash) else {
-                return Ok(Ticket::untracked(hash));
-            };
-            if !state.has_deadline() {
-                return Ok(Ticket::normal(state.trip(), hash));
-            }
-            let now = self.now_both();
-            (state.gate(now.1), state.trip(), now)
-        };
+        let lookup = Lookup::new(key);
+        let hash = KeyHash::from_hash(lookup.hash());
+        let seen = self.shared.store.read_by(&lookup, |state| {
+            // Reading the clock is needed only for a key that has tripped.
+            let now = state.has_deadline().then(|| self.now_both());
+            let gate = now.map_or(Gate::Open, |now| state.gate(now.1));
+            (gate, state.trip(), now)
+        });
 
-        match gate {
-            Gate::Open => Ok(Ticket::normal(trip, hash)),
-            Gate::Closed { until } => Err(self.refuse(self.closed(key, until, now.0), mode)),
-            Gate::Probing { .. } => self.admit_probe(key, hash, now, mode),
+        let Some((gate, trip, now)) = seen else {
+            return Ok(Ticket::untracked(hash));
+        };
+        match (gate, now) {
+            (Gate::Closed { until }, Some(now)) => {
+                Err(self.refuse(self.closed(key, until, now.0), mode))
+            }
+            (Gate::Probing { .. }, Some(now)) => self.admit_probe(key, hash, now, mode),
+            _ => Ok(Ticket::normal(trip, hash)),
         }
     }
 
     /// [`admit`](Self::admit) as a plain question: no slot is taken, nothing reported,
     /// nothing allocated.
     pub(super) fn lookup(&self, key: &str) -> Result<(), Refusal> {
-        let Some(state) = self.shared.store.get(key) else {
-            return Ok(());
-        };
-        if !state.has_deadline() {
-            return Ok(());
-        }
+        let seen = self.shared.store.read(key, |state| {
+            let now = state.has_deadline().then(|| self.now_both());
+            let gate = now.map_or(Gate::Open, |now| state.gate(now.1));
+            (gate, now, state.backoff_ended())
+        });
 
-        let now = self.now_both();
-        match state.gate(now.1) {
-            Gate::Open => Ok(()),
-            Gate::Closed { until } => Err(Refusal::Closed { until, now: now.0 }),
-            Gate::Probing { in_flight } => {
-                let backoff_ended = state.backoff_ended();
-                drop(state);
+        match seen {
+            Some((Gate::Closed { until }, Some(now), _)) => {
+                Err(Refusal::Closed { until, now: now.0 })
+            }
+            Some((Gate::Probing { in_flight }, _, backoff_ended)) => {
                 match in_flight < self.policy_for(key).probes.max(1) {
                     true => Ok(()),
                     false => Err(Refusal::Probing { backoff_ended }),
                 }
             }
+            _ => Ok(()),
         }
     }
 

@@ -63,12 +63,16 @@ impl BackoffRegistry {
     /// Clears `key` after a success, unless it tripped since `ticket` was issued.
     /// Takes only a shared lock when there is nothing to clear.
     fn succeed(&self, key: &str, ticket: Ticket) {
+        // The common case, a success on a key the registry does not hold, is settled
+        // by one read of the presence filter.
+        if !self.shared.store.may_hold(ticket.hash()) {
+            return;
+        }
         let current = self
             .shared
             .store
-            .get_hashed(key, ticket.hash())
-            .is_some_and(|state| ticket.still_current(&state));
-        if current {
+            .read(key, |state| ticket.still_current(state));
+        if current == Some(true) {
             self.apply_success(key, Some(ticket));
         }
     }

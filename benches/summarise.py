@@ -208,6 +208,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--criterion", type=Path, help="criterion's output folder")
     parser.add_argument("--preliminary", metavar="WHY", help="open with a warning")
+    parser.add_argument("--notes", type=Path, default=Path(__file__).with_name("notes.md"),
+                        help="reading notes appended after the targets")
     args = parser.parse_args()
     target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
     m = load_medians(args.criterion or target / "criterion")
@@ -218,7 +220,8 @@ def main():
     out = ["# Benchmarks", ""]
     if args.preliminary:
         out += [f"> **Preliminary** ({datetime.date.today()}): {args.preliminary}", ""]
-    out += ["Reproduce from the crate root (a full run takes about 15 minutes):", "",
+    out += [f"Measured {datetime.date.today()}. Reproduce from the crate root, on a quiet "
+            "machine (a full run takes about 15 minutes):", "",
             "```sh",
             "cargo bench --bench registry --bench layer --bench threads --bench scaling",
             "python3 benches/summarise.py > BENCHMARKS.md",
@@ -233,6 +236,8 @@ def main():
     out += layer_lines + [""]
     out += threads_section(m) + [""] + scaling_section(m) + [""]
     out += memory_section(memory) + [""] + targets_section(m, layer, memory)
+    if args.notes.exists():
+        out += ["", args.notes.read_text().rstrip()]
     print("\n".join(out))
 
 

@@ -308,3 +308,53 @@ async fn nested_layers_refusing_count_as_nothing_with_any_classifier() {
     assert!(outer_registry.is_empty());
     assert_eq!(inner_registry.stats(KEY).failures_in_window, 1);
 }
+
+/// Retries a failed call up to the given number of times more.
+#[derive(Clone)]
+struct RetryErrors(usize);
+
+impl<Res> tower::retry::Policy<Request<()>, Res, BoxError> for RetryErrors {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _request: &mut Request<()>,
+        result: &mut Result<Res, BoxError>,
+    ) -> Option<Self::Future> {
+        let retry = result.is_err() && self.0 > 0;
+        self.0 -= usize::from(retry);
+        retry.then(|| std::future::ready(()))
+    }
+
+    fn clone_request(&mut self, request: &Request<()>) -> Option<Request<()>> {
+        Some(request.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_retry_layer_inside_the_backoff_layer_makes_one_call_count_once() {
+    let registry = registry(10);
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&attempts);
+    let always_failing = tower::service_fn(move |_: Request<()>| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Err::<Response<()>, BoxError>("connection reset".into()) }
+    });
+    let mut service = ServiceBuilder::new()
+        .layer(BackoffLayer::new(registry.clone()))
+        .layer(tower::retry::RetryLayer::new(RetryErrors(2)))
+        .service(always_failing);
+
+    let error = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap_err();
+
+    // Three attempts reached the host; the backoff layer saw one failed call.
+    assert_eq!(error.to_string(), "connection reset");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(failures(&registry), 1);
+}

@@ -27,6 +27,8 @@ pub(crate) struct Judge<C> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Verdict {
     pub(crate) outcome: Outcome,
+    /// Whether a success clears the key.
+    pub(crate) clear_on_success: bool,
     /// How long the server asked callers to wait; only ever set on a failure.
     pub(crate) retry_after: Option<Duration>,
 }
@@ -61,7 +63,7 @@ impl<C: Classify> Judge<C> {
         headers: &HeaderMap,
         registry: &BackoffRegistry,
     ) -> Verdict {
-        let outcome = self.settle(self.classifier.classify_response(status, headers));
+        let outcome = self.classifier.classify_response(status, headers);
         let retry_after = match outcome {
             Outcome::Failure if self.respect_retry_after => {
                 retry_after(headers, || registry.system_now(), self.max_retry_after)
@@ -70,6 +72,7 @@ impl<C: Classify> Judge<C> {
         };
         Verdict {
             outcome,
+            clear_on_success: self.clear_on_success,
             retry_after,
         }
     }
@@ -80,19 +83,12 @@ impl<C: Classify> Judge<C> {
         let outcome = if BackoffError::find(error).is_some() {
             Outcome::Neutral
         } else {
-            self.settle(self.classifier.classify_error(error))
+            self.classifier.classify_error(error)
         };
         Verdict {
             outcome,
+            clear_on_success: self.clear_on_success,
             retry_after: None,
-        }
-    }
-
-    /// Applies the success switch.
-    fn settle(&self, outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Success if !self.clear_on_success => Outcome::Neutral,
-            outcome => outcome,
         }
     }
 }
@@ -101,7 +97,7 @@ impl Verdict {
     /// Records the verdict for the admitted call `pending`: the outcome first, then
     /// the server's hint, so that the later of the two deadlines wins.
     pub(crate) fn record(self, pending: Pending) {
-        pending.finish(self.outcome, self.retry_after);
+        pending.finish(self.outcome, self.clear_on_success, self.retry_after);
     }
 }
 

@@ -98,7 +98,9 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85, the oldest release the dependencies build on.
+//! The library builds on Rust 1.85 (CI checks it with the `serde` and `metrics`
+//! features); the `reqwest` feature needs 1.88, for the URL parsing under reqwest.
+//! The tests, examples and benches use tools that need Rust 1.90.
 
 mod builder;
 mod classify;

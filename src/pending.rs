@@ -39,12 +39,17 @@ impl Pending {
         &self.key
     }
 
-    /// Records the call's outcome, then holds the key in backoff for `hold_for` if
-    /// the server asked for that.
-    pub(crate) fn finish(mut self, outcome: Outcome, hold_for: Option<Duration>) {
+    /// Records the call's outcome (a success clears the key only if `clear_on_success`),
+    /// then holds the key in backoff for `hold_for` if the server asked for that.
+    pub(crate) fn finish(
+        mut self,
+        outcome: Outcome,
+        clear_on_success: bool,
+        hold_for: Option<Duration>,
+    ) {
         self.finished = true;
         self.registry
-            .record_outcome(&self.key, self.ticket, outcome);
+            .record_outcome(&self.key, self.ticket, outcome, clear_on_success);
         if let Some(wait) = hold_for {
             let until = saturating_add(self.registry.now_instant(), wait);
             self.registry.hold_until(&self.key, until);

@@ -33,8 +33,10 @@ pub struct KeySnapshot {
     pub probing: bool,
     /// How many times the key tripped since the registry last forgot it.
     pub trips: u32,
-    /// The escalation multiplier of the current backoff, or of the next trip as it
-    /// fades with health; 1 without escalation.
+    /// The escalation multiplier the key remembers: that of its current backoff, or
+    /// of its last one faded by the health since (one step per backoff-length); 1
+    /// without escalation. A trip soon after a backoff ends escalates one step beyond
+    /// it.
     pub multiplier: f64,
 }
 

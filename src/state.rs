@@ -235,6 +235,19 @@ impl KeyState {
         }
     }
 
+    /// Ends the probing of the trip stamped `trip` after a successful probe, keeping
+    /// the failures; returns whether the key was probing for that trip.
+    pub(crate) fn pass_probe(&mut self, trip: TripStamp) -> bool {
+        match self {
+            Self::Tracked(tracked) if tracked.trip == trip && tracked.awaiting_probe => {
+                tracked.awaiting_probe = false;
+                tracked.probes_in_flight = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records a failure; see [`Tracked::record_failure`]. A first failure that cannot
     /// trip the key stays inline.
     pub(crate) fn record_failure(

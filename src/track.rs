@@ -90,12 +90,11 @@ where
             unreachable!("a `Track` that is not finished has been admitted above");
         };
 
-        let outcome = match (&result, *this.clear_on_success) {
-            (Err(_), _) => Outcome::Failure,
-            (Ok(_), true) => Outcome::Success,
-            (Ok(_), false) => Outcome::Neutral,
+        let outcome = match &result {
+            Err(_) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
         };
-        pending.finish(outcome, None);
+        pending.finish(outcome, *this.clear_on_success, None);
         Poll::Ready(result.map_err(TrackError::Inner))
     }
 }

@@ -366,3 +366,52 @@ fn without_probes_every_call_goes_through_when_the_backoff_ends() {
     assert_eq!(upstream.calls(), 5);
     drop(calls);
 }
+
+#[test]
+fn a_successful_probe_ends_probing_even_when_successes_do_not_clear() {
+    let (registry, clock) = registry(1);
+    let mut receiver = registry.subscribe();
+    let layer = BackoffLayer::new(registry.clone()).clear_on_success(false);
+    let upstream = Upstream::new();
+    trip_and_wait(&registry, &clock);
+    events(&mut receiver);
+
+    let probe = upstream.start(&layer).unwrap();
+    upstream.answer(StatusCode::OK);
+    finish(probe).unwrap();
+
+    // The probing is over, but the failures were not cleared.
+    let key: Arc<str> = KEY.into();
+    let finished = BackoffEvent::ProbeFinished {
+        key,
+        result: ProbeResult::Succeeded,
+    };
+    assert_eq!(events(&mut receiver).last(), Some(&finished));
+    assert_eq!(registry.stats(KEY).failures_in_window, 3);
+    assert!(!registry.snapshot()[0].probing);
+
+    // Calls go ahead again, several at once.
+    let calls: Vec<_> = (0..3).map(|_| upstream.start_ready(&layer)).collect();
+    for call in calls {
+        assert_eq!(finish(call).unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(upstream.calls(), 4);
+}
+
+#[tokio::test]
+async fn track_without_clearing_also_ends_probing() {
+    let (registry, clock) = registry(1);
+    trip_and_wait(&registry, &clock);
+
+    let probe: Result<(), TrackError<()>> = registry
+        .track(KEY, async { Ok(()) })
+        .clear_on_success(false)
+        .await;
+    assert_eq!(probe, Ok(()));
+
+    // A day later the key is neither probing nor in backoff; its failures have aged
+    // out on their own.
+    clock.advance(secs(24 * 3600));
+    assert!(registry.check(KEY).is_ok());
+    assert!(registry.snapshot().is_empty());
+}

@@ -11,19 +11,43 @@ use crate::state::FailureEffect;
 use crate::store::Standing;
 
 impl BackoffRegistry {
-    /// Applies the outcome of a call admitted with `ticket`.
+    /// Applies the outcome of a call admitted with `ticket`; a success clears the key
+    /// only if `clear_on_success`.
     ///
     /// A call whose key tripped after it was admitted is a *late* outcome: its success
     /// does not clear the key, and its failure is remembered but cannot trip it. A
-    /// probe's failure trips its key at once; a probe whose outcome is neutral gives
-    /// its slot back.
-    pub(crate) fn record_outcome(&self, key: &str, ticket: Ticket, outcome: Outcome) {
+    /// probe's failure trips its key at once; its success ends the probing (and clears
+    /// the key if successes clear); a probe whose outcome is neutral gives its slot
+    /// back.
+    pub(crate) fn record_outcome(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        outcome: Outcome,
+        clear_on_success: bool,
+    ) {
         match (outcome, ticket.is_probe()) {
-            (Outcome::Success, _) => self.succeed(key, ticket),
+            (Outcome::Success, _) if clear_on_success => self.succeed(key, ticket),
+            (Outcome::Success, true) => self.pass_probe(key, ticket),
+            (Outcome::Success | Outcome::Neutral, false) => {}
             (Outcome::Failure, false) => self.record_failure_at(key, Some(ticket)),
             (Outcome::Failure, true) => self.fail_probe(key, ticket),
-            (Outcome::Neutral, false) => {}
             (Outcome::Neutral, true) => self.abandon(key, ticket),
+        }
+    }
+
+    /// Ends the probing of `key` after its probe succeeded, without clearing its
+    /// failures: the caller said successes should not clear keys, but the host answered,
+    /// so calls go ahead again.
+    fn pass_probe(&self, key: &str, ticket: Ticket) {
+        let now = self.now();
+        let passed = self.update_existing(key, now, |state| state.pass_probe(ticket.trip()));
+        if passed == Some(true) {
+            let result = ProbeResult::Succeeded;
+            self.notify(BackoffEvent::ProbeFinished {
+                key: key.into(),
+                result,
+            });
         }
     }
 

@@ -90,7 +90,8 @@ impl<K, C> BackoffLayer<K, C> {
     }
 
     /// Chooses whether a success clears the key (default `true`). When off, a success
-    /// records nothing: failures age out of the window and backoffs run their course.
+    /// records nothing, except that a successful probe ends its key's probing: failures
+    /// age out of the window and backoffs run their course.
     #[must_use]
     pub fn clear_on_success(mut self, clear: bool) -> Self {
         self.config = self.config.clear_on_success(clear);

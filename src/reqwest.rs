@@ -82,7 +82,8 @@ impl<K, C> BackoffMiddleware<K, C> {
         }
     }
 
-    /// Chooses whether a success clears the key (default `true`).
+    /// Chooses whether a success clears the key (default `true`); see
+    /// [`BackoffLayer::clear_on_success`](crate::BackoffLayer::clear_on_success).
     #[must_use]
     pub fn clear_on_success(mut self, clear: bool) -> Self {
         self.config = self.config.clear_on_success(clear);

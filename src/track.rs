@@ -53,7 +53,8 @@ impl<F> Track<F> {
     /// Chooses whether a successful call clears the key (default `true`).
     ///
     /// Turn it off when success of this call says little about the key's health, for
-    /// example a cheap call that succeeds while the expensive ones keep failing.
+    /// example a cheap call that succeeds while the expensive ones keep failing. A
+    /// successful probe still ends its key's probing.
     pub fn clear_on_success(mut self, clear: bool) -> Self {
         self.clear_on_success = clear;
         self

@@ -12,8 +12,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tokio::sync::watch;
 use tower::{BoxError, Layer, ServiceExt};
 use url_backoff_registry::{
-    BackoffError, BackoffEvent, BackoffLayer, BackoffRegistry, Escalation, ManualClock, Outcome,
-    ProbeResult, TrackError, TripCause,
+    AuthorityKey, BackoffError, BackoffEvent, BackoffLayer, BackoffRegistry, Classify, Escalation,
+    ManualClock, Outcome, ProbeResult, TrackError, TripCause,
 };
 
 const URI: &str = "http://upstream.example/";
@@ -235,7 +235,10 @@ fn a_failed_probe_escalates_when_escalation_is_on() {
 
 impl Upstream {
     /// Starts a call that the upstream answers at once (it was released already).
-    fn start_ready(&self, layer: &BackoffLayer) -> Call {
+    fn start_ready<C>(&self, layer: &BackoffLayer<AuthorityKey, C>) -> Call
+    where
+        C: Classify + Clone + Send + Sync + 'static,
+    {
         let upstream = self.clone();
         let inner = tower::service_fn(move |_: Request<()>| {
             upstream.calls.fetch_add(1, Ordering::SeqCst);
@@ -292,27 +295,14 @@ fn a_probe_whose_outcome_is_neutral_frees_its_slot() {
     trip_and_wait(&registry, &clock);
 
     upstream.answer(StatusCode::NOT_FOUND);
-    let inner = |upstream: &Upstream| {
-        let upstream = upstream.clone();
-        tower::service_fn(move |_: Request<()>| {
-            upstream.calls.fetch_add(1, Ordering::SeqCst);
-            let status = upstream.release.borrow().unwrap();
-            async move {
-                let mut response = Response::new(());
-                *response.status_mut() = status;
-                Ok::<_, BoxError>(response)
-            }
-        })
-    };
-    let request = || Request::get(URI).body(()).unwrap();
-    let mut first: Call = Box::pin(layer.layer(inner(&upstream)).oneshot(request()));
+    let mut first = upstream.start_ready(&layer);
     assert!(matches!(poll_once(&mut first), Poll::Ready(Ok(_))));
 
     // The key still waits for a probe, and the slot is free for the next call.
     assert!(registry.snapshot()[0].probing);
     assert!(!registry.should_backoff(KEY));
     upstream.answer(StatusCode::OK);
-    let mut second: Call = Box::pin(layer.layer(inner(&upstream)).oneshot(request()));
+    let mut second = upstream.start_ready(&layer);
     assert!(matches!(poll_once(&mut second), Poll::Ready(Ok(_))));
     assert!(registry.is_empty());
 }

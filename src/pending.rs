@@ -59,7 +59,8 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.finished {
+        // Only a probe holds anything to give back.
+        if !self.finished && self.ticket.is_probe() {
             self.registry.abandon(&self.key, self.ticket);
         }
     }

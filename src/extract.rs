@@ -111,6 +111,20 @@ impl fmt::Debug for RequestHead<'_> {
 pub trait ExtractKey {
     /// Returns the key for `request`, borrowing from it where possible.
     fn extract_key<'a>(&self, request: RequestHead<'a>) -> Option<Cow<'a, str>>;
+
+    /// Promises that, for a request whose URI has an authority, the key depends on
+    /// nothing but that authority and the URI's scheme (schemes compared without regard
+    /// to case).
+    ///
+    /// A [`BackoffService`](crate::BackoffService) then derives the key once per run
+    /// of requests to one authority and reuses it, which saves normalising and hashing
+    /// on almost every request. The default is `false`, which is always correct;
+    /// [`AuthorityKey`] returns `true`. Return `true` only if the promise holds: a key
+    /// that looks at headers, the path or extensions would otherwise be reused for a
+    /// request it does not fit.
+    fn depends_only_on_authority(&self) -> bool {
+        false
+    }
 }
 
 impl<F> ExtractKey for F
@@ -209,6 +223,11 @@ impl ExtractKey for AuthorityKey {
             return None;
         }
         host_header_key(request.headers(), uri.scheme_str())
+    }
+
+    /// The `Host` header is looked at only when the URI has no authority.
+    fn depends_only_on_authority(&self) -> bool {
+        true
     }
 }
 

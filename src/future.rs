@@ -24,23 +24,20 @@ pin_project! {
     /// records nothing.
     pub struct ResponseFuture<F, C = DefaultClassifier> {
         #[pin]
-        state: State<F, C>,
+        call: Call<F>,
+        // Where to record the outcome; `None` for a request that is not tracked.
+        report: Option<Report<C>>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<F, C> {
-        Tracked {
-            #[pin]
-            future: F,
-            report: Option<Report<C>>,
-        },
-        Untracked {
+    #[project = CallProj]
+    enum Call<F> {
+        Running {
             #[pin]
             future: F,
         },
-        Rejected {
+        Refused {
             error: Option<BackoffError>,
         },
     }
@@ -68,21 +65,23 @@ impl<C: Clone> Report<C> {
 
 impl<F, C> ResponseFuture<F, C> {
     pub(crate) fn tracked(future: F, report: Report<C>) -> Self {
-        let report = Some(report);
         Self {
-            state: State::Tracked { future, report },
+            call: Call::Running { future },
+            report: Some(report),
         }
     }
 
     pub(crate) fn untracked(future: F) -> Self {
         Self {
-            state: State::Untracked { future },
+            call: Call::Running { future },
+            report: None,
         }
     }
 
     pub(crate) fn rejected(error: BackoffError) -> Self {
         Self {
-            state: State::Rejected { error: Some(error) },
+            call: Call::Refused { error: Some(error) },
+            report: None,
         }
     }
 }
@@ -95,17 +94,18 @@ where
 {
     type Output = Result<Response<B>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Tracked { future, report } => {
+        let this = self.project();
+        match this.call.project() {
+            CallProj::Running { future } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(report) = report.take() {
+                if let Some(report) = this.report {
                     report.record(&result);
                 }
                 Poll::Ready(result)
             }
-            StateProj::Untracked { future } => future.poll(cx).map_err(Into::into),
-            StateProj::Rejected { error } => {
+            CallProj::Refused { error } => {
                 let error = error
                     .take()
                     .expect("`ResponseFuture` polled after completion");
@@ -116,7 +116,9 @@ where
 }
 
 impl<C: Classify> Report<C> {
-    fn record<B>(self, result: &Result<Response<B>, BoxError>) {
+    /// Records the outcome; a later call records nothing.
+    #[inline]
+    fn record<B>(&mut self, result: &Result<Response<B>, BoxError>) {
         let verdict = match result {
             Ok(response) => {
                 let registry = self.pending.registry();
@@ -125,21 +127,18 @@ impl<C: Classify> Report<C> {
             }
             Err(error) => self.judge.error(&**error),
         };
-        verdict.record(self.pending);
+        verdict.record(&mut self.pending);
     }
 }
 
 impl<F, C> fmt::Debug for ResponseFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("ResponseFuture");
-        match &self.state {
-            State::Tracked { report, .. } => {
-                let key = report.as_ref().map(|report| report.pending.key());
-                debug.field("tracked_key", &key)
-            }
-            State::Untracked { .. } => debug.field("tracked_key", &None::<&str>),
-            State::Rejected { error } => debug.field("rejected", error),
+        let key = self.report.as_ref().map(|report| report.pending.key());
+        debug.field("tracked_key", &key);
+        if let Call::Refused { error } = &self.call {
+            debug.field("rejected", error);
         }
-        .finish_non_exhaustive()
+        debug.finish_non_exhaustive()
     }
 }

@@ -91,18 +91,23 @@ pub(crate) struct Lookup<'a> {
 
 impl<'a> Lookup<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            hash: hash_text(text),
-        }
+        Self::with_hash(text, hash_text(text))
+    }
+
+    /// A key hashed earlier: `hash` must be [`hash_text`] of `text`.
+    #[inline]
+    pub(crate) fn with_hash(text: &'a str, hash: u64) -> Self {
+        Self { text, hash }
     }
 
     /// The key's hash.
+    #[inline]
     pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
 
     /// The key's text.
+    #[inline]
     pub(crate) fn text(&self) -> &'a str {
         self.text
     }

@@ -96,7 +96,8 @@ impl<C: Classify> Judge<C> {
 impl Verdict {
     /// Records the verdict for the admitted call `pending`: the outcome first, then
     /// the server's hint, so that the later of the two deadlines wins.
-    pub(crate) fn record(self, pending: Pending) {
+    #[inline]
+    pub(crate) fn record(self, pending: &mut Pending) {
         pending.finish(self.outcome, self.clear_on_success, self.retry_after);
     }
 }

@@ -116,6 +116,7 @@ mod history;
 mod judge;
 mod key;
 mod key_buf;
+mod key_cache;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;

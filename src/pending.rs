@@ -20,6 +20,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    #[inline]
     pub(crate) fn new(registry: BackoffRegistry, key: KeyBuf, ticket: Ticket) -> Self {
         Self {
             registry,
@@ -41,19 +42,28 @@ impl Pending {
 
     /// Records the call's outcome (a success clears the key only if `clear_on_success`),
     /// then holds the key in backoff for `hold_for` if the server asked for that.
+    /// Only the first call records anything.
+    #[inline]
     pub(crate) fn finish(
-        mut self,
+        &mut self,
         outcome: Outcome,
         clear_on_success: bool,
         hold_for: Option<Duration>,
     ) {
-        self.finished = true;
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         self.registry
             .record_outcome(&self.key, self.ticket, outcome, clear_on_success);
         if let Some(wait) = hold_for {
-            let until = saturating_add(self.registry.now_instant(), wait);
-            self.registry.hold_until(&self.key, until);
+            self.hold(wait);
         }
+    }
+
+    /// Holds the key in backoff for `wait`, as the server asked.
+    fn hold(&self, wait: Duration) {
+        let until = saturating_add(self.registry.now_instant(), wait);
+        self.registry.hold_until(&self.key, until);
     }
 }
 

@@ -24,10 +24,12 @@ pub(crate) struct KeyHash(u32);
 
 impl KeyHash {
     /// Keeps the top bits of a full 64-bit hash.
+    #[inline]
     pub(crate) fn from_hash(hash: u64) -> Self {
         Self((hash >> 32) as u32)
     }
 
+    #[inline]
     fn cell(self) -> usize {
         (self.0 >> (u32::BITS - CELL_BITS)) as usize
     }
@@ -46,6 +48,7 @@ impl Presence {
     }
 
     /// Returns whether the store may hold a key with this hash; `false` is certain.
+    #[inline]
     pub(crate) fn may_hold(&self, hash: KeyHash) -> bool {
         self.cells[hash.cell()].load(Ordering::Acquire) != 0
     }

@@ -12,6 +12,7 @@ use crate::classify::{Classify, DefaultClassifier};
 use crate::config::Config;
 use crate::error::BackoffError;
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
+use crate::hashing::Lookup;
 use crate::judge::Verdict;
 use crate::key_buf::KeyBuf;
 use crate::pending::Pending;
@@ -143,14 +144,14 @@ where
         };
         let registry = &self.config.registry;
         let ticket = registry
-            .admit(&key, Mode::Enforce)
+            .admit(Lookup::new(&key), Mode::Enforce)
             .map_err(Error::middleware)?;
 
         // Dropped before the response arrives, `pending` records nothing (and gives a
         // probe's slot back).
-        let pending = Pending::new(registry.clone(), key, ticket);
+        let mut pending = Pending::new(registry.clone(), key, ticket);
         let result = next.run(request, extensions).await;
-        self.judge(&result).record(pending);
+        self.judge(&result).record(&mut pending);
         result
     }
 }

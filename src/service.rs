@@ -8,8 +8,10 @@ use tower::{BoxError, Service};
 
 use crate::classify::{Classify, DefaultClassifier};
 use crate::config::Config;
+use crate::error::BackoffError;
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
 use crate::future::{Report, ResponseFuture};
+use crate::key_cache::LastKey;
 use crate::registry::BackoffRegistry;
 
 /// Middleware that refuses requests to hosts in backoff and reports every outcome to
@@ -72,6 +74,7 @@ use crate::registry::BackoffRegistry;
 pub struct BackoffService<S, K = AuthorityKey, C = DefaultClassifier> {
     inner: S,
     config: Config<K, C>,
+    last_key: LastKey,
 }
 
 impl<S> BackoffService<S> {
@@ -84,7 +87,11 @@ impl<S> BackoffService<S> {
 
 impl<S, K, C> BackoffService<S, K, C> {
     pub(crate) fn from_config(inner: S, config: Config<K, C>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            last_key: LastKey::default(),
+        }
     }
 
     /// Returns the registry this service reports to.
@@ -123,27 +130,52 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = &self.config;
-        let Some(key) = config
-            .extractor
-            .extract_key(RequestHead::from_request(&request))
-        else {
-            return ResponseFuture::untracked(self.inner.call(request));
-        };
-
-        match config.registry.admit(&key, config.mode()) {
-            Ok(ticket) => {
-                let report = Report::new(&config.registry, key.into(), ticket, &config.judge);
+        // Kept small so that it inlines and the request moves straight into the inner
+        // service; the questions about the key are asked out of line.
+        match self.admit(&request) {
+            Admission::Untracked => ResponseFuture::untracked(self.inner.call(request)),
+            Admission::Admitted(report) => {
                 ResponseFuture::tracked(self.inner.call(request), report)
             }
-            // Shadow mode: the refusal was reported; the call runs, and its outcome is
-            // not recorded, so the registry evolves exactly as it would if enforcing.
-            Err(_) if config.shadow => ResponseFuture::untracked(self.inner.call(request)),
-            Err(backoff) => {
+            Admission::Refused(backoff) => {
                 self.release_inner();
                 ResponseFuture::rejected(backoff)
             }
+        }
+    }
+}
+
+/// What [`BackoffService::admit`] decided for one request.
+enum Admission<C> {
+    /// The request has no key, or would be refused in shadow mode: it runs, and its
+    /// outcome is not recorded.
+    Untracked,
+    /// The request runs, and its outcome is recorded.
+    Admitted(Report<C>),
+    /// The request's key is in backoff.
+    Refused(BackoffError),
+}
+
+impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
+    /// Derives the request's key and asks the registry whether the call may go ahead.
+    fn admit<B>(&mut self, request: &Request<B>) -> Admission<C> {
+        let config = &self.config;
+        let head = RequestHead::from_request(request);
+        let Some(key) = self.last_key.derive(&config.extractor, head) else {
+            return Admission::Untracked;
+        };
+
+        match config.registry.admit(key.lookup(), config.mode()) {
+            Ok(ticket) => {
+                let key = key.into_key_buf();
+                Admission::Admitted(Report::new(&config.registry, key, ticket, &config.judge))
+            }
+            // Shadow mode: the refusal was reported; the call runs, and its outcome is
+            // not recorded, so the registry evolves exactly as it would if enforcing.
+            Err(_) if config.shadow => Admission::Untracked,
+            Err(backoff) => Admission::Refused(backoff),
         }
     }
 }

@@ -95,6 +95,7 @@ impl KeyStore {
 
     /// Returns whether the store may hold a key with this hash; `false` is certain and
     /// costs one read of shared memory.
+    #[inline]
     pub(crate) fn may_hold(&self, hash: KeyHash) -> bool {
         self.presence.may_hold(hash)
     }

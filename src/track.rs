@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 
 use crate::classify::Outcome;
 use crate::error::TrackError;
+use crate::hashing::Lookup;
 use crate::key_buf::KeyBuf;
 use crate::pending::Pending;
 use crate::registry::{BackoffRegistry, Mode};
@@ -74,7 +75,7 @@ where
             panic!("`Track` polled after it resolved");
         }
         if let Phase::NotStarted = this.phase {
-            match this.registry.admit(this.key, Mode::Enforce) {
+            match this.registry.admit(Lookup::new(this.key), Mode::Enforce) {
                 Ok(ticket) => {
                     let pending = Pending::new(this.registry.clone(), this.key.clone(), ticket);
                     *this.phase = Phase::Running(pending);
@@ -87,7 +88,7 @@ where
         }
 
         let result = ready!(this.future.poll(cx));
-        let Phase::Running(pending) = std::mem::replace(this.phase, Phase::Finished) else {
+        let Phase::Running(mut pending) = std::mem::replace(this.phase, Phase::Finished) else {
             unreachable!("a `Track` that is not finished has been admitted above");
         };
 

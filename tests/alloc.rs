@@ -164,9 +164,15 @@ fn a_request_whose_authority_needs_normalising_allocates_the_lower_cased_host() 
     assert_eq!(status, StatusCode::OK);
     assert_eq!((info.count_total, info.bytes_total), (1, 15));
     assert_eq!(registry.len(), 0);
+
+    // The service remembers the last authority it normalised: the next request to the
+    // same authority reuses the key and allocates nothing.
+    let (status, info) = send(&mut service, request("http://user@API.Example.COM:80/y"));
+    assert_eq!((status, info.count_total), (StatusCode::OK, 0));
 }
 
-/// Control: a canonical key too long to keep inline is copied to the heap once.
+/// Control: a canonical key too long to keep inline is copied to the heap once per
+/// request, after the service has remembered it.
 #[test]
 fn a_request_with_a_very_long_canonical_authority_allocates_its_key_once() {
     let registry = registry();
@@ -176,10 +182,17 @@ fn a_request_with_a_very_long_canonical_authority_allocates_its_key_once() {
 
     let host = "a-service-with-a-rather-long-name.eu-west-1a.internal.example.com";
     assert_eq!(host.len(), 65);
+    // The first request stores the authority and its key in the service's memory of
+    // the last authority, and copies the key into its response future.
     let (status, info) = send(&mut service, request(&format!("http://{host}/x")));
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((info.count_total, info.bytes_total), (1, 65));
+    assert_eq!((info.count_total, info.bytes_total), (3, 3 * 65));
     assert_eq!(registry.len(), 0);
+
+    // Later ones only copy the key into their response future.
+    let (status, info) = send(&mut service, request(&format!("http://{host}/y")));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((info.count_total, info.bytes_total), (1, 65));
 
     // Up to 40 bytes, host and port together, a key stays inline.
     let host = "payments.default.svc.cluster.local:8080";

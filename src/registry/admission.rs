@@ -31,10 +31,12 @@ pub(crate) struct Ticket {
 
 impl Ticket {
     /// The ticket of a call to a key the registry knows nothing about.
+    #[inline]
     fn untracked(hash: KeyHash) -> Self {
         Self::normal(NEVER_TRIPPED, hash)
     }
 
+    #[inline]
     fn normal(trip: TripStamp, hash: KeyHash) -> Self {
         Self {
             trip,
@@ -53,6 +55,7 @@ impl Ticket {
     }
 
     /// Returns whether the call is a probe.
+    #[inline]
     pub(crate) fn is_probe(&self) -> bool {
         self.probe
     }
@@ -63,6 +66,7 @@ impl Ticket {
     }
 
     /// Returns the key's hash.
+    #[inline]
     pub(super) fn hash(&self) -> KeyHash {
         self.hash
     }
@@ -85,9 +89,25 @@ impl BackoffRegistry {
     /// This is the per-request check: for a key that never tripped it takes one shared
     /// lock and does not read the clock; only a key whose backoff just ended takes the
     /// exclusive lock, to claim a probe slot.
-    pub(crate) fn admit(&self, key: &str, mode: Mode) -> Result<Ticket, BackoffError> {
-        let lookup = Lookup::new(key);
+    #[inline]
+    pub(crate) fn admit(&self, lookup: Lookup<'_>, mode: Mode) -> Result<Ticket, BackoffError> {
+        // Almost every call goes to a key the registry does not hold: one read of the
+        // presence filter settles it, inlined into the caller.
         let hash = KeyHash::from_hash(lookup.hash());
+        if !self.shared.store.may_hold(hash) {
+            return Ok(Ticket::untracked(hash));
+        }
+        self.admit_held(lookup, hash, mode)
+    }
+
+    /// [`admit`](Self::admit) for a key the store may hold.
+    fn admit_held(
+        &self,
+        lookup: Lookup<'_>,
+        hash: KeyHash,
+        mode: Mode,
+    ) -> Result<Ticket, BackoffError> {
+        let key = lookup.text();
         let seen = self.shared.store.read_by(&lookup, |state| {
             // Reading the clock is needed only for a key that has tripped.
             let now = state.has_deadline().then(|| self.now_both());

@@ -19,6 +19,7 @@ impl BackoffRegistry {
     /// probe's failure trips its key at once; its success ends the probing (and clears
     /// the key if successes clear); a probe whose outcome is neutral gives its slot
     /// back.
+    #[inline]
     pub(crate) fn record_outcome(
         &self,
         key: &str,
@@ -86,6 +87,7 @@ impl BackoffRegistry {
 
     /// Clears `key` after a success, unless it tripped since `ticket` was issued.
     /// Takes only a shared lock when there is nothing to clear.
+    #[inline]
     fn succeed(&self, key: &str, ticket: Ticket) {
         // The common case, a success on a key the registry does not hold, is settled
         // by one read of the presence filter.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::{Request, Response, Uri};
-use tower::{Service, ServiceBuilder};
+use tower::{BoxError, Service, ServiceBuilder};
 use url_backoff_registry::{authority_key, BackoffLayer};
 
 use common::peers::{self, Floor};
@@ -37,6 +37,22 @@ type Answer = Ready<Result<Response<()>, Infallible>>;
 /// The trivial service the pipelines wrap: answers 200 at once and allocates nothing.
 fn answer(_request: Request<()>) -> Answer {
     ready(Ok(Response::new(())))
+}
+
+/// Looks at a request's authority out of line and passes the request on unchanged.
+fn inspect(request: Request<()>) -> Request<()> {
+    look_at(&request);
+    request
+}
+
+#[inline(never)]
+fn look_at(request: &Request<()>) {
+    black_box(
+        request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().len()),
+    );
 }
 
 fn request(uri: &str) -> Request<()> {
@@ -106,6 +122,25 @@ fn layer_overhead(c: &mut Criterion) {
     let mut with = ServiceBuilder::new()
         .layer(BackoffLayer::new(registry.clone()))
         .service(tower::service_fn(answer));
+
+    // The least any layer costs that turns the inner error into a `BoxError`, as this
+    // one does: a pipeline with only `map_err`.
+    let mut map_err_only = ServiceBuilder::new()
+        .map_err(|never: Infallible| -> BoxError { match never {} })
+        .service(tower::service_fn(answer));
+    let template = request(URIS[0].1);
+    group.bench_function("map_err_layer", |b| {
+        b.iter_custom(|iterations| send_all(&mut map_err_only, &template, iterations))
+    });
+
+    // The least a layer costs that hands the request to a function of its own before
+    // passing it on, as this one does to find the key.
+    let mut inspect_only = ServiceBuilder::new()
+        .map_request(inspect)
+        .service(tower::service_fn(answer));
+    group.bench_function("inspecting_layer", |b| {
+        b.iter_custom(|iterations| send_all(&mut inspect_only, &template, iterations))
+    });
 
     for (name, uri) in URIS {
         let template = request(uri);

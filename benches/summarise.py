@@ -121,7 +121,11 @@ def layer_section(m):
              f"Same run: floor (miss) {ns(floor)} ns, recloser {ns(recloser)} ns, "
              f"failsafe {ns(failsafe)} ns per call. Parts of the overhead: "
              f"`authority_key` {parts}; cloning and dropping the registry handle "
-             f"{ns(m.get('layer/registry_clone_drop'))} ns.", ""]
+             f"{ns(m.get('layer/registry_clone_drop'))} ns. Reference pipelines for "
+             f"`canonical_host`, to set against its `without layer` figure: a `map_err` "
+             f"layer alone {ns(m.get('layer/map_err_layer'))} ns, a layer that reads "
+             f"the URI out of line and passes the request on "
+             f"{ns(m.get('layer/inspecting_layer'))} ns.", ""]
     return lines + table(header, rows), overheads, floor, recloser, failsafe
 
 

@@ -29,6 +29,11 @@ use crate::registry::BackoffRegistry;
 /// refused and its outcome is not recorded. See [`ExtractKey`] to choose keys
 /// yourself.
 ///
+/// Each service (each clone, too) remembers the last authority it derived a key from,
+/// so a run of requests to one host normalises and hashes its key once. It does so
+/// only for extractors that promise the key depends on nothing but the URI's scheme and
+/// authority ([`ExtractKey::depends_only_on_authority`]), as [`AuthorityKey`] does.
+///
 /// # Where a request is rejected
 ///
 /// In [`call`](Service::call): when the key is in backoff, the inner service is not

@@ -113,8 +113,7 @@ pub trait ExtractKey {
     fn extract_key<'a>(&self, request: RequestHead<'a>) -> Option<Cow<'a, str>>;
 
     /// Promises that, for a request whose URI has an authority, the key depends on
-    /// nothing but that authority and the URI's scheme (schemes compared without regard
-    /// to case).
+    /// nothing but the text of that authority and of the URI's scheme.
     ///
     /// A [`BackoffService`](crate::BackoffService) then derives the key once per run
     /// of requests to one authority and reuses it, which saves normalising and hashing

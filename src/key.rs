@@ -20,7 +20,7 @@ use http::{HeaderMap, Uri};
 /// - IPv6 literals take their canonical compressed form (`[2001:DB8:0::1]` becomes
 ///   `[2001:db8::1]`);
 /// - the port is written without leading zeros, and dropped when it is the scheme's
-///   default (80 for `http`/`ws`, 443 for `https`/`wss`) or empty.
+///   default (80 for `http`/`ws`, 443 for `https`/`wss`, in any case) or empty.
 ///
 /// A port that is not a number from 0 to 65535, an empty host, a host ending in an
 /// empty label (`h..`), or a host with a stray `:` gives `None`: such a URI never
@@ -246,10 +246,14 @@ fn lowercase(text: &str) -> Cow<'_, str> {
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
-        _ => None,
+    // Schemes are case-insensitive: `WS://h:80` is `ws://h:80`.
+    let is = |name: &str| scheme.eq_ignore_ascii_case(name);
+    if is("http") || is("ws") {
+        Some(80)
+    } else if is("https") || is("wss") {
+        Some(443)
+    } else {
+        None
     }
 }
 

@@ -9,7 +9,7 @@ use arrayvec::ArrayString;
 /// Keys up to this many bytes are stored inline: any host name of up to 40 bytes
 /// with its port, which covers the host names almost every request uses, while keeping
 /// the response futures that carry a key small.
-const INLINE_CAPACITY: usize = 40;
+pub(crate) const INLINE_CAPACITY: usize = 40;
 
 /// An owned copy of a key, kept inline when it is short (as almost every host name
 /// is) and on the heap otherwise.

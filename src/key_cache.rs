@@ -2,19 +2,28 @@
 //!
 //! Most requests a client sends go to the host its previous request went to. When the
 //! extractor promises that a key depends only on the URI's scheme and authority
-//! ([`ExtractKey::depends_only_on_authority`]), a service remembers the last authority
-//! it saw with the key and hash derived from it, and a request naming the same
-//! authority skips normalising and hashing: one comparison of the authority text
-//! replaces both.
+//! ([`ExtractKey::depends_only_on_authority`]), a service remembers the last scheme
+//! and authority it saw with the key and hash derived from them, and a request naming
+//! the same ones skips normalising and hashing: comparing the text replaces both.
+//!
+//! The memory lives inline in the service, so remembering allocates nothing and
+//! cloning a service stays a plain copy. A scheme, authority or key too long for it is
+//! not remembered; such requests derive their key every time, as without the memory.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use http::uri::Scheme;
+use arrayvec::ArrayString;
 
 use crate::extract::{ExtractKey, RequestHead};
 use crate::hashing::{hash_text, Lookup};
-use crate::key_buf::KeyBuf;
+use crate::key_buf::{KeyBuf, INLINE_CAPACITY};
+
+/// The longest scheme remembered, in bytes.
+const SCHEME_CAPACITY: usize = 16;
+
+/// The longest authority remembered, in bytes, userinfo and port included.
+const AUTHORITY_CAPACITY: usize = 64;
 
 /// The last authority a service derived a key from, with that key and its hash.
 ///
@@ -26,12 +35,29 @@ pub(crate) struct LastKey {
 
 #[derive(Clone)]
 struct Remembered {
-    /// Compared with each request's scheme and authority, userinfo and all; never
-    /// shown, so that userinfo cannot reach a log line.
-    scheme: Option<Scheme>,
-    authority: KeyBuf,
-    key: KeyBuf,
+    /// Compared byte for byte with each request's scheme and authority, userinfo and
+    /// all; never shown, so that userinfo cannot reach a log line.
+    scheme: ArrayString<SCHEME_CAPACITY>,
+    authority: ArrayString<AUTHORITY_CAPACITY>,
+    key: ArrayString<INLINE_CAPACITY>,
     hash: u64,
+}
+
+impl Remembered {
+    /// Remembers `key` for `scheme` and `authority`, or returns `None` if one of them
+    /// is too long to keep inline.
+    fn new(scheme: &str, authority: &str, key: &str) -> Option<Self> {
+        Some(Self {
+            scheme: ArrayString::from(scheme).ok()?,
+            authority: ArrayString::from(authority).ok()?,
+            key: ArrayString::from(key).ok()?,
+            hash: hash_text(key),
+        })
+    }
+
+    fn matches(&self, scheme: &str, authority: &str) -> bool {
+        self.authority.as_str() == authority && self.scheme.as_str() == scheme
+    }
 }
 
 impl LastKey {
@@ -47,18 +73,18 @@ impl LastKey {
             Some(authority) if extractor.depends_only_on_authority() => authority.as_str(),
             _ => return extractor.extract_key(request).map(DerivedKey::hash),
         };
+        let scheme = uri.scheme_str().unwrap_or("");
 
-        let remembered = self.last.as_ref().is_some_and(|last| {
-            *last.authority == *authority && last.scheme.as_ref() == uri.scheme()
-        });
+        let remembered = self
+            .last
+            .as_ref()
+            .is_some_and(|last| last.matches(scheme, authority));
         if !remembered {
             let key = extractor.extract_key(request)?;
-            self.last = Some(Remembered {
-                scheme: uri.scheme().cloned(),
-                authority: KeyBuf::new(authority),
-                hash: hash_text(&key),
-                key: key.into(),
-            });
+            match Remembered::new(scheme, authority, &key) {
+                Some(last) => self.last = Some(last),
+                None => return Some(DerivedKey::hash(key)),
+            }
         }
 
         let last = self.last.as_ref()?;
@@ -71,7 +97,7 @@ impl LastKey {
 
 impl fmt::Debug for LastKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.last.as_ref().map(|last| &*last.key);
+        let key = self.last.as_ref().map(|last| last.key.as_str());
         f.debug_struct("LastKey").field("key", &key).finish()
     }
 }

@@ -63,6 +63,34 @@ async fn the_scheme_is_part_of_what_is_remembered() {
 }
 
 #[tokio::test]
+async fn schemes_in_any_case_give_the_keys_authority_key_gives() {
+    let registry = registry();
+    let layer = BackoffLayer::new(registry.clone());
+    let mut service = layer.layer(tower::service_fn(failing));
+
+    // Schemes are case-insensitive, so `WS://h:80` drops its default port as
+    // `ws://h:80` does, whichever the service met first.
+    let uris = [
+        "ws://h.example:80/",
+        "WS://h.example:80/",
+        "wss://h.example:80/",
+        "WSS://h.example:443/",
+        "Ws://h.example:443/",
+    ];
+    for uri in uris {
+        send(&mut service, uri, None, None).await;
+    }
+
+    assert_eq!(
+        registry.keys(),
+        ["h.example", "h.example:443", "h.example:80"]
+    );
+    assert_eq!(failures(&registry, "h.example"), 3);
+    assert_eq!(failures(&registry, "h.example:80"), 1);
+    assert_eq!(failures(&registry, "h.example:443"), 1);
+}
+
+#[tokio::test]
 async fn alternating_hosts_each_count_against_their_own_key() {
     let registry = registry();
     let mut service = BackoffLayer::new(registry.clone()).layer(tower::service_fn(failing));

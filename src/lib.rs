@@ -110,6 +110,7 @@ mod error;
 mod escalation;
 mod event;
 mod extract;
+mod filter;
 mod future;
 mod hashing;
 mod history;
@@ -122,7 +123,6 @@ mod layer;
 mod metrics;
 mod notify;
 mod pending;
-mod presence;
 mod registry;
 #[cfg(feature = "reqwest")]
 mod reqwest;

@@ -7,6 +7,8 @@
 
 mod admission;
 mod control;
+#[cfg(test)]
+mod filter_tests;
 mod outcome;
 mod snapshot;
 
@@ -116,8 +118,10 @@ pub(crate) struct Parts {
 }
 
 impl TripSource for Shared {
+    /// Releases the stamp, so that a caller that acquires it also sees the key
+    /// counted as gated before it (see `KeyStore`'s `GatedStamps`).
     fn next_stamp(&self) -> TripStamp {
-        self.last_trip.fetch_add(1, Ordering::Relaxed) + 1
+        self.last_trip.fetch_add(1, Ordering::Release) + 1
     }
 
     fn jitter(&self) -> f64 {
@@ -417,12 +421,13 @@ impl BackoffRegistry {
             .map_or(self.shared.defaults, |policy| *policy)
     }
 
-    /// Everything a state change at `now` under `policy` needs from the registry.
-    fn trip_clock<'a>(&'a self, now: Tick, policy: &'a Policy) -> TripClock<'a> {
+    /// Everything a state change at `now` under `policy` needs, with the trip stamps
+    /// the store hands the change.
+    fn trip_clock<'a>(now: Tick, policy: &'a Policy, stamps: &'a dyn TripSource) -> TripClock<'a> {
         TripClock {
             now,
             policy,
-            source: &*self.shared,
+            source: stamps,
         }
     }
 
@@ -432,20 +437,24 @@ impl BackoffRegistry {
     }
 
     /// Changes the key's state with `change`, creating the state if needed (which may
-    /// sweep or evict other keys to stay within `max_keys`). Evictions are reported
-    /// once the store's locks are released.
-    fn update<R>(&self, key: &str, now: Tick, change: impl FnOnce(&mut KeyState) -> R) -> R {
+    /// sweep or evict other keys to stay within `max_keys`). `change` draws any trip
+    /// stamp from the source it is given. Evictions are reported once the store's locks
+    /// are released.
+    fn update<R>(
+        &self,
+        key: &str,
+        now: Tick,
+        change: impl FnOnce(&mut KeyState, &dyn TripSource) -> R,
+    ) -> R {
         let mut evicted = Vec::new();
-        let (result, before, after) = {
-            let standing = self.standing_at(now);
-            let mut state = self
-                .shared
-                .store
-                .get_or_insert(key, &standing, &mut evicted);
-            let before = state.backoff_until(now);
-            let result = change(&mut state);
-            (result, before, state.backoff_until(now))
-        };
+        let standing = self.standing_at(now);
+        let (result, before, after) = self.shared.store.modify_or_insert(
+            key,
+            &standing,
+            &mut evicted,
+            &*self.shared,
+            |state, stamps| Self::observe(state, now, |state| change(state, stamps)),
+        );
 
         for Evicted { key, until } in evicted {
             self.changed(now, until, None);
@@ -464,16 +473,28 @@ impl BackoffRegistry {
         &self,
         key: &str,
         now: Tick,
-        change: impl FnOnce(&mut KeyState) -> R,
+        change: impl FnOnce(&mut KeyState, &dyn TripSource) -> R,
     ) -> Option<R> {
-        let (result, before, after) = {
-            let mut state = self.shared.store.get_mut(key)?;
-            let before = state.backoff_until(now);
-            let result = change(&mut state);
-            (result, before, state.backoff_until(now))
-        };
+        let (result, before, after) =
+            self.shared
+                .store
+                .modify_existing(key, &*self.shared, |state, stamps| {
+                    Self::observe(state, now, |state| change(state, stamps))
+                })?;
         self.changed(now, before, after);
         Some(result)
+    }
+
+    /// Runs `change` and returns its result with the key's active deadline before and
+    /// after it.
+    fn observe<R>(
+        state: &mut KeyState,
+        now: Tick,
+        change: impl FnOnce(&mut KeyState) -> R,
+    ) -> (R, Option<Tick>, Option<Tick>) {
+        let before = state.backoff_until(now);
+        let result = change(state);
+        (result, before, state.backoff_until(now))
     }
 
     /// Removes the key if `condition` holds for its state; returns the removed state.

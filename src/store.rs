@@ -12,6 +12,7 @@
 //!   when nothing else is left keys in backoff, those ending soonest first. Room is
 //!   made a batch at a time so that a flood of new keys pays for one scan per batch.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -19,9 +20,9 @@ use dashmap::mapref::entry::Entry;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 
+use crate::filter::{CountingFilter, KeyHash};
 use crate::hashing::{hash_text, Lookup, PassThrough, StoredKey};
-use crate::presence::{KeyHash, Presence};
-use crate::state::KeyState;
+use crate::state::{KeyState, TripSource, TripStamp};
 use crate::time::Tick;
 
 /// Default for [`max_keys`](crate::BackoffRegistryBuilder::max_keys).
@@ -53,11 +54,19 @@ pub(crate) struct Evicted {
 /// The key states of one registry.
 ///
 /// Keys are hashed once per call (see [`crate::hashing`]); the map reuses the hash.
+///
+/// Two counting filters answer the commonest questions without the map. `present`
+/// counts every key the map holds; `gated` counts the keys that have a deadline, the
+/// only ones that can refuse a call. Every change to the map goes through the store,
+/// which keeps both exact: a key is counted before anyone can see it in the set, and
+/// uncounted only once it has left.
 #[derive(Debug)]
 pub(crate) struct KeyStore {
     map: DashMap<StoredKey, KeyState, PassThrough>,
     /// Which keys the map certainly does not hold.
-    presence: Presence,
+    present: CountingFilter,
+    /// Which keys certainly have no deadline, so cannot refuse a call.
+    gated: CountingFilter,
     /// Entries counted by the store: a slot is reserved before an insert and released
     /// after a removal, so this is never below the map's true size and never above
     /// `max_keys`.
@@ -75,7 +84,8 @@ impl KeyStore {
     pub(crate) fn new(max_keys: usize) -> Self {
         Self {
             map: DashMap::with_hasher(PassThrough::default()),
-            presence: Presence::new(),
+            present: CountingFilter::new(),
+            gated: CountingFilter::new(),
             len: AtomicUsize::new(0),
             max_keys: max_keys.max(1),
             swept_len: AtomicUsize::new(0),
@@ -97,7 +107,15 @@ impl KeyStore {
     /// costs one read of shared memory.
     #[inline]
     pub(crate) fn may_hold(&self, hash: KeyHash) -> bool {
-        self.presence.may_hold(hash)
+        self.present.may_contain(hash)
+    }
+
+    /// Returns whether the store may hold a key with this hash that has a deadline;
+    /// `false` is certain (the key cannot refuse a call) and costs one read of shared
+    /// memory.
+    #[inline]
+    pub(crate) fn may_be_gated(&self, hash: KeyHash) -> bool {
+        self.gated.may_contain(hash)
     }
 
     /// Runs `read` on a key's state under a shared lock on its shard; a key the store
@@ -113,7 +131,7 @@ impl KeyStore {
         lookup: &Lookup<'_>,
         read: impl FnOnce(&KeyState) -> R,
     ) -> Option<R> {
-        if !self.presence.may_hold(KeyHash::from_hash(lookup.hash())) {
+        if !self.may_hold(KeyHash::from_hash(lookup.hash())) {
             return None;
         }
 
@@ -127,27 +145,50 @@ impl KeyStore {
         Some(read(state.get()))
     }
 
-    /// Returns an existing key's state for writing.
-    pub(crate) fn get_mut(&self, key: &str) -> Option<RefMut<'_, StoredKey, KeyState>> {
+    /// Changes an existing key's state with `change`, which draws any trip stamp it
+    /// needs from the source it is given; returns `None` for a key the store does not
+    /// hold.
+    pub(crate) fn modify_existing<R>(
+        &self,
+        key: &str,
+        stamps: &dyn TripSource,
+        change: impl FnOnce(&mut KeyState, &dyn TripSource) -> R,
+    ) -> Option<R> {
         let lookup = Lookup::new(key);
-        if !self.presence.may_hold(KeyHash::from_hash(lookup.hash())) {
+        let hash = KeyHash::from_hash(lookup.hash());
+        if !self.may_hold(hash) {
             return None;
         }
-        self.map.get_mut(lookup.as_dyn())
+        let mut state = self.map.get_mut(lookup.as_dyn())?;
+        Some(self.apply(hash, &mut state, stamps, change))
     }
 
-    /// Returns a key's state for writing, inserting a fresh one if needed.
+    /// Changes a key's state with `change`, inserting a fresh state first if needed.
     ///
     /// Inserting may sweep the map or evict other keys first; `standing` ranks the
     /// candidates, and the keys evicted (not the stale ones swept) are added to
     /// `evicted`. The key text is copied only when the key is new.
-    pub(crate) fn get_or_insert(
+    pub(crate) fn modify_or_insert<R>(
         &self,
         key: &str,
         standing: &dyn Fn(&str, &KeyState) -> Standing,
         evicted: &mut Vec<Evicted>,
-    ) -> RefMut<'_, StoredKey, KeyState> {
+        stamps: &dyn TripSource,
+        change: impl FnOnce(&mut KeyState, &dyn TripSource) -> R,
+    ) -> R {
         let lookup = Lookup::new(key);
+        let hash = KeyHash::from_hash(lookup.hash());
+        let mut state = self.get_or_insert(lookup, standing, evicted);
+        self.apply(hash, &mut state, stamps, change)
+    }
+
+    /// Returns a key's state for writing, inserting a fresh one if needed.
+    fn get_or_insert(
+        &self,
+        lookup: Lookup<'_>,
+        standing: &dyn Fn(&str, &KeyState) -> Standing,
+        evicted: &mut Vec<Evicted>,
+    ) -> RefMut<'_, StoredKey, KeyState> {
         if let Some(state) = self.map.get_mut(lookup.as_dyn()) {
             return state;
         }
@@ -157,17 +198,47 @@ impl KeyStore {
             self.make_room(standing, evicted);
         }
 
-        match self.map.entry(StoredKey::new(key)) {
+        match self.map.entry(StoredKey::new(lookup.text())) {
             Entry::Occupied(existing) => {
                 // Another thread inserted the key meanwhile: give the slot back.
                 self.len.fetch_sub(1, Ordering::AcqRel);
                 existing.into_ref()
             }
             Entry::Vacant(vacant) => {
-                self.presence.added(KeyHash::from_hash(lookup.hash()));
+                self.present.add(KeyHash::from_hash(lookup.hash()));
                 vacant.insert(KeyState::default())
             }
         }
+    }
+
+    /// Runs `change` on a state held under its shard's exclusive lock, keeping the
+    /// `gated` filter exact.
+    ///
+    /// A key that gains a deadline is counted before it takes its trip stamp (see
+    /// [`GatedStamps`]); a key that loses one is uncounted after the change.
+    fn apply<R>(
+        &self,
+        hash: KeyHash,
+        state: &mut KeyState,
+        stamps: &dyn TripSource,
+        change: impl FnOnce(&mut KeyState, &dyn TripSource) -> R,
+    ) -> R {
+        let gated_stamps = GatedStamps {
+            stamps,
+            gated: &self.gated,
+            hash,
+            counted: Cell::new(state.has_deadline()),
+        };
+        let result = change(state, &gated_stamps);
+
+        match (gated_stamps.counted.get(), state.has_deadline()) {
+            // Every deadline comes with a stamp, so this cannot happen; counting late
+            // still keeps the filter exact.
+            (false, true) => self.gated.add(hash),
+            (true, false) => self.gated.remove(hash),
+            _ => {}
+        }
+        result
     }
 
     /// Removes a key if `condition` holds for its state.
@@ -180,8 +251,7 @@ impl KeyStore {
         let (_, state) = self
             .map
             .remove_if(lookup.as_dyn(), |_, state| condition(state))?;
-        self.presence.removed(KeyHash::from_hash(lookup.hash()));
-        self.len.fetch_sub(1, Ordering::AcqRel);
+        self.forget(KeyHash::from_hash(lookup.hash()), &state);
         Some(state)
     }
 
@@ -305,8 +375,7 @@ impl KeyStore {
         self.map.retain(|key, state| {
             let kept = keep(key.as_str(), state);
             if !kept {
-                self.presence
-                    .removed(KeyHash::from_hash(hash_text(key.as_str())));
+                self.uncount(KeyHash::from_hash(hash_text(key.as_str())), state);
                 removed += 1;
             }
             kept
@@ -315,10 +384,77 @@ impl KeyStore {
         removed
     }
 
+    /// Uncounts a key that was just removed, with its last `state`, from the filters
+    /// and the store's length.
+    fn forget(&self, hash: KeyHash, state: &KeyState) {
+        self.uncount(hash, state);
+        self.len.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Uncounts a removed key from the filters.
+    fn uncount(&self, hash: KeyHash, state: &KeyState) {
+        if state.has_deadline() {
+            self.gated.remove(hash);
+        }
+        self.present.remove(hash);
+    }
+
+    /// Checks both filters against the keys the map holds.
+    #[cfg(test)]
+    pub(crate) fn assert_filters_exact(&self) {
+        let mut present = Vec::new();
+        let mut gated = Vec::new();
+        self.for_each(|key, state| {
+            let hash = KeyHash::from_hash(hash_text(key));
+            present.push(hash);
+            if state.has_deadline() {
+                gated.push(hash);
+            }
+        });
+        let expected = CountingFilter::expected_counts;
+        assert!(
+            self.present.counts() == expected(present),
+            "present filter drifted"
+        );
+        assert!(
+            self.gated.counts() == expected(gated),
+            "gated filter drifted"
+        );
+    }
+
     fn lock_housekeeping(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere cannot have left it inconsistent.
         self.housekeeping
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The trip stamps a state change draws, handed out only once the key is counted as
+/// gated.
+///
+/// A call admitted to a key the `gated` filter does not count takes the registry's
+/// latest stamp as its ticket (see `BackoffRegistry::admit`), reading the stamp before
+/// the filter. Counting the key before its trip draws a stamp means such a call never
+/// holds a stamp as new as a trip it did not see, so the trip still marks its outcome
+/// as late.
+struct GatedStamps<'a> {
+    stamps: &'a dyn TripSource,
+    gated: &'a CountingFilter,
+    hash: KeyHash,
+    /// Whether the key is counted in `gated`.
+    counted: Cell<bool>,
+}
+
+impl TripSource for GatedStamps<'_> {
+    fn next_stamp(&self) -> TripStamp {
+        if !self.counted.replace(true) {
+            self.gated.add(self.hash);
+        }
+        self.stamps.next_stamp()
+    }
+
+    fn jitter(&self) -> f64 {
+        self.stamps.jitter()
     }
 }

@@ -1,13 +1,14 @@
 //! Admitting calls: the per-request check, and probe slots when a backoff ends.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::BackoffRegistry;
 use crate::error::BackoffError;
 use crate::event::BackoffEvent;
+use crate::filter::KeyHash;
 use crate::hashing::Lookup;
-use crate::presence::KeyHash;
-use crate::state::{Gate, KeyState, ProbeSlot, TripStamp, NEVER_TRIPPED};
+use crate::state::{Gate, KeyState, ProbeSlot, TripStamp};
 use crate::time::Tick;
 
 /// Whether the caller enforces a refusal or only reports it (shadow mode).
@@ -30,12 +31,6 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    /// The ticket of a call to a key the registry knows nothing about.
-    #[inline]
-    fn untracked(hash: KeyHash) -> Self {
-        Self::normal(NEVER_TRIPPED, hash)
-    }
-
     #[inline]
     fn normal(trip: TripStamp, hash: KeyHash) -> Self {
         Self {
@@ -48,8 +43,8 @@ impl Ticket {
     /// Returns whether `state` has not tripped since this ticket was issued.
     ///
     /// Trip stamps only grow, so a trip after admission carries a larger stamp; a key
-    /// that was removed and created again starts from [`NEVER_TRIPPED`] and still
-    /// counts as current.
+    /// that was removed and created again starts from
+    /// [`NEVER_TRIPPED`](crate::state::NEVER_TRIPPED) and still counts as current.
     pub(super) fn still_current(&self, state: &KeyState) -> bool {
         state.trip() <= self.trip
     }
@@ -86,25 +81,31 @@ impl BackoffRegistry {
     /// Admits a call to `key`, or refuses it while the key is in backoff (or waits for
     /// a probe whose slots are taken), reporting the refusal.
     ///
-    /// This is the per-request check: for a key that never tripped it takes one shared
-    /// lock and does not read the clock; only a key whose backoff just ended takes the
-    /// exclusive lock, to claim a probe slot.
+    /// This is the per-request check. A key without a deadline cannot refuse a call,
+    /// and almost every key has none: one read of the `gated` filter settles it, with
+    /// no lock and no write, inlined into the caller. Only a key that has tripped is
+    /// looked up in the map, and only one whose backoff just ended takes the exclusive
+    /// lock, to claim a probe slot.
     #[inline]
     pub(crate) fn admit(&self, lookup: Lookup<'_>, mode: Mode) -> Result<Ticket, BackoffError> {
-        // Almost every call goes to a key the registry does not hold: one read of the
-        // presence filter settles it, inlined into the caller.
+        // The newest stamp is read before the filter; a trip counts its key in the
+        // filter before it takes a stamp. So if the filter shows no deadline, any trip
+        // the call did not see has a larger stamp than its ticket, and marks the call's
+        // outcome as late.
+        let newest = self.shared.last_trip.load(Ordering::Acquire);
         let hash = KeyHash::from_hash(lookup.hash());
-        if !self.shared.store.may_hold(hash) {
-            return Ok(Ticket::untracked(hash));
+        if !self.shared.store.may_be_gated(hash) {
+            return Ok(Ticket::normal(newest, hash));
         }
-        self.admit_held(lookup, hash, mode)
+        self.admit_gated(lookup, hash, newest, mode)
     }
 
-    /// [`admit`](Self::admit) for a key the store may hold.
-    fn admit_held(
+    /// [`admit`](Self::admit) for a key that may have a deadline.
+    fn admit_gated(
         &self,
         lookup: Lookup<'_>,
         hash: KeyHash,
+        newest: TripStamp,
         mode: Mode,
     ) -> Result<Ticket, BackoffError> {
         let key = lookup.text();
@@ -116,7 +117,7 @@ impl BackoffRegistry {
         });
 
         let Some((gate, trip, now)) = seen else {
-            return Ok(Ticket::untracked(hash));
+            return Ok(Ticket::normal(newest, hash));
         };
         match (gate, now) {
             (Gate::Closed { until }, Some(now)) => {
@@ -130,7 +131,15 @@ impl BackoffRegistry {
     /// [`admit`](Self::admit) as a plain question: no slot is taken, nothing reported,
     /// nothing allocated.
     pub(super) fn lookup(&self, key: &str) -> Result<(), Refusal> {
-        let seen = self.shared.store.read(key, |state| {
+        let lookup = Lookup::new(key);
+        if !self
+            .shared
+            .store
+            .may_be_gated(KeyHash::from_hash(lookup.hash()))
+        {
+            return Ok(());
+        }
+        let seen = self.shared.store.read_by(&lookup, |state| {
             let now = state.has_deadline().then(|| self.now_both());
             let gate = now.map_or(Gate::Open, |now| state.gate(now.1));
             (gate, now, state.backoff_ended())
@@ -169,13 +178,16 @@ impl BackoffRegistry {
         mode: Mode,
     ) -> Result<Ticket, BackoffError> {
         let limit = self.policy_for(key).probes;
-        let claimed = self.update_existing(key, now.1, |state| {
+        let claimed = self.update_existing(key, now.1, |state, _| {
             (state.take_probe(now.1, limit), state.trip())
         });
 
         match claimed {
             // Forgotten meanwhile: nothing to probe any more.
-            None => Ok(Ticket::untracked(hash)),
+            None => Ok(Ticket::normal(
+                self.shared.last_trip.load(Ordering::Acquire),
+                hash,
+            )),
             Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip, hash)),
             Some((ProbeSlot::Taken, trip)) => {
                 self.notify(BackoffEvent::ProbeAdmitted { key: key.into() });

@@ -37,8 +37,8 @@ impl BackoffRegistry {
         }
 
         let policy = self.policy_for(key);
-        let trip = self.update(key, now.1, |state| {
-            let until = state.force_until(&self.trip_clock(now.1, &policy), until);
+        let trip = self.update(key, now.1, |state, stamps| {
+            let until = state.force_until(&Self::trip_clock(now.1, &policy, stamps), until);
             let failures = state.failures_within(now.1, &policy);
             Trip { failures, until }
         });

@@ -42,7 +42,7 @@ impl BackoffRegistry {
     /// so calls go ahead again.
     fn pass_probe(&self, key: &str, ticket: Ticket) {
         let now = self.now();
-        let passed = self.update_existing(key, now, |state| state.pass_probe(ticket.trip()));
+        let passed = self.update_existing(key, now, |state, _| state.pass_probe(ticket.trip()));
         if passed == Some(true) {
             let result = ProbeResult::Succeeded;
             self.notify(BackoffEvent::ProbeFinished {
@@ -60,7 +60,7 @@ impl BackoffRegistry {
         }
 
         let now = self.now();
-        let freed = self.update_existing(key, now, |state| state.release_probe(ticket.trip()));
+        let freed = self.update_existing(key, now, |state, _| state.release_probe(ticket.trip()));
         if freed == Some(true) {
             let result = ProbeResult::Abandoned;
             self.notify(BackoffEvent::ProbeFinished {
@@ -75,9 +75,9 @@ impl BackoffRegistry {
         let now = self.now_both();
         let policy = self.policy_for(key);
 
-        let effect = self.update(key, now.1, |state| {
+        let effect = self.update(key, now.1, |state, stamps| {
             let may_trip = ticket.is_none_or(|ticket| ticket.still_current(state));
-            state.record_failure(&self.trip_clock(now.1, &policy), may_trip)
+            state.record_failure(&Self::trip_clock(now.1, &policy, stamps), may_trip)
         });
 
         if let FailureEffect::Tripped(trip) = effect {
@@ -108,7 +108,7 @@ impl BackoffRegistry {
     pub(super) fn apply_success(&self, key: &str, ticket: Option<Ticket>) {
         let now = self.now();
         let policy = self.policy_for(key);
-        let success = self.update_existing(key, now, |state| {
+        let success = self.update_existing(key, now, |state, _| {
             ticket
                 .is_none_or(|ticket| ticket.still_current(state))
                 .then(|| state.succeed(now, &policy))
@@ -139,8 +139,8 @@ impl BackoffRegistry {
     fn fail_probe(&self, key: &str, ticket: Ticket) {
         let now = self.now_both();
         let policy = self.policy_for(key);
-        let tripped = self.update_existing(key, now.1, |state| {
-            let clock = self.trip_clock(now.1, &policy);
+        let tripped = self.update_existing(key, now.1, |state, stamps| {
+            let clock = Self::trip_clock(now.1, &policy, stamps);
             (state.trip() == ticket.trip()).then(|| state.fail_probe(&clock))
         });
 
@@ -167,9 +167,9 @@ impl BackoffRegistry {
         }
 
         let policy = self.policy_for(key);
-        let (tripped, before, failures) = self.update(key, now.1, |state| {
+        let (tripped, before, failures) = self.update(key, now.1, |state, stamps| {
             let before = state.backoff_until(now.1);
-            let tripped = state.hold_until(&self.trip_clock(now.1, &policy), until);
+            let tripped = state.hold_until(&Self::trip_clock(now.1, &policy, stamps), until);
             (tripped, before, state.failures_within(now.1, &policy))
         });
 

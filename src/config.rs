@@ -4,8 +4,18 @@
 use std::fmt;
 use std::time::Duration;
 
+use tower::BoxError;
+
+use crate::future::Report;
+use crate::hashing::Lookup;
 use crate::judge::Judge;
+use crate::key_buf::KeyBuf;
 use crate::registry::{BackoffRegistry, Mode};
+
+/// Where to record the outcome of an admitted request (`None` for a request that is not
+/// tracked: it has no key, or it would be refused in shadow mode), or the refusal, a
+/// boxed [`BackoffError`](crate::BackoffError).
+pub(crate) type Admission<C> = Result<Option<Report<C>>, BoxError>;
 
 /// The registry a guard reports to, how it picks a key, and how it judges outcomes.
 #[derive(Clone)]
@@ -70,6 +80,24 @@ impl<K, C> Config<K, C> {
         match self.shadow {
             true => Mode::Shadow,
             false => Mode::Enforce,
+        }
+    }
+}
+
+impl<K, C: Clone> Config<K, C> {
+    /// Asks the registry whether a call to `key` may go ahead; `owned` copies the key
+    /// for the response future of an admitted call.
+    #[inline]
+    pub(crate) fn admit(&self, key: Lookup<'_>, owned: impl FnOnce() -> KeyBuf) -> Admission<C> {
+        match self.registry.admit(key, self.mode()) {
+            Ok(ticket) => {
+                let report = Report::new(&self.registry, owned(), ticket, &self.judge);
+                Ok(Some(report))
+            }
+            // Shadow mode: the refusal was reported; the call runs, and its outcome is
+            // not recorded, so the registry evolves exactly as it would if enforcing.
+            Err(_) if self.shadow => Ok(None),
+            Err(backoff) => Err(backoff.into()),
         }
     }
 }

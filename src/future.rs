@@ -10,7 +10,6 @@ use pin_project_lite::pin_project;
 use tower::BoxError;
 
 use crate::classify::{Classify, DefaultClassifier};
-use crate::error::BackoffError;
 use crate::judge::Judge;
 use crate::key_buf::KeyBuf;
 use crate::pending::Pending;
@@ -38,7 +37,8 @@ pin_project! {
             future: F,
         },
         Refused {
-            error: Option<BackoffError>,
+            // A `BackoffError`, boxed when the call was refused.
+            error: Option<BoxError>,
         },
     }
 }
@@ -64,21 +64,16 @@ impl<C: Clone> Report<C> {
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn tracked(future: F, report: Report<C>) -> Self {
+    /// Runs `future`; `report` says where to record its outcome, if anywhere.
+    #[inline]
+    pub(crate) fn running(future: F, report: Option<Report<C>>) -> Self {
         Self {
             call: Call::Running { future },
-            report: Some(report),
+            report,
         }
     }
 
-    pub(crate) fn untracked(future: F) -> Self {
-        Self {
-            call: Call::Running { future },
-            report: None,
-        }
-    }
-
-    pub(crate) fn rejected(error: BackoffError) -> Self {
+    pub(crate) fn rejected(error: BoxError) -> Self {
         Self {
             call: Call::Refused { error: Some(error) },
             report: None,
@@ -109,7 +104,7 @@ where
                 let error = error
                     .take()
                     .expect("`ResponseFuture` polled after completion");
-                Poll::Ready(Err(error.into()))
+                Poll::Ready(Err(error))
             }
         }
     }

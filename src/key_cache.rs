@@ -34,7 +34,7 @@ pub(crate) struct LastKey {
 }
 
 #[derive(Clone)]
-struct Remembered {
+pub(crate) struct Remembered {
     /// Compared byte for byte with each request's scheme and authority, userinfo and
     /// all; never shown, so that userinfo cannot reach a log line.
     scheme: ArrayString<SCHEME_CAPACITY>,
@@ -58,9 +58,30 @@ impl Remembered {
     fn matches(&self, scheme: &str, authority: &str) -> bool {
         self.authority.as_str() == authority && self.scheme.as_str() == scheme
     }
+
+    /// The key, for asking the registry about it.
+    #[inline]
+    pub(crate) fn lookup(&self) -> Lookup<'_> {
+        Lookup::with_hash(&self.key, self.hash)
+    }
+
+    /// A copy of the key that a response future can own: a plain copy of its bytes.
+    #[inline]
+    pub(crate) fn key_buf(&self) -> KeyBuf {
+        KeyBuf::Inline(self.key)
+    }
 }
 
 impl LastKey {
+    /// Returns the remembered key if `scheme` and `authority` are the ones it was
+    /// derived from.
+    #[inline]
+    pub(crate) fn recall(&self, scheme: &str, authority: &str) -> Option<&Remembered> {
+        self.last
+            .as_ref()
+            .filter(|last| last.matches(scheme, authority))
+    }
+
     /// Returns the key of `request` as `extractor` chooses it, with its hash, or `None`
     /// for a request that passes untracked.
     pub(crate) fn derive<'a, K: ExtractKey>(
@@ -118,11 +139,5 @@ impl<'a> DerivedKey<'a> {
     /// The key, for asking the registry about it.
     pub(crate) fn lookup(&self) -> Lookup<'_> {
         Lookup::with_hash(&self.key, self.hash)
-    }
-
-    /// Turns the key into one the response future can own, without allocating for an
-    /// ordinary host name.
-    pub(crate) fn into_key_buf(self) -> KeyBuf {
-        self.key.into()
     }
 }

@@ -7,10 +7,10 @@ use http::{Request, Response};
 use tower::{BoxError, Service};
 
 use crate::classify::{Classify, DefaultClassifier};
-use crate::config::Config;
-use crate::error::BackoffError;
+use crate::config::{Admission, Config};
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
-use crate::future::{Report, ResponseFuture};
+use crate::future::ResponseFuture;
+use crate::key_buf::KeyBuf;
 use crate::key_cache::LastKey;
 use crate::registry::BackoffRegistry;
 
@@ -138,49 +138,74 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Kept small so that it inlines and the request moves straight into the inner
-        // service; the questions about the key are asked out of line.
-        match self.admit(&request) {
-            Admission::Untracked => ResponseFuture::untracked(self.inner.call(request)),
-            Admission::Admitted(report) => {
-                ResponseFuture::tracked(self.inner.call(request), report)
+        // service. A request to the authority the service saw last is admitted from
+        // that authority's text alone, which lives outside the request, so the request
+        // is neither borrowed out of line nor copied; others derive their key below.
+        let uri = request.uri();
+        let remembered = match uri.authority() {
+            Some(authority) if self.config.extractor.depends_only_on_authority() => {
+                self.admit_remembered(uri.scheme_str().unwrap_or(""), authority.as_str())
             }
-            Admission::Refused(backoff) => {
-                self.release_inner();
-                ResponseFuture::rejected(backoff)
-            }
+            _ => None,
+        };
+        match remembered {
+            Some(admission) => self.start(request, admission),
+            None => self.derive_and_call(request),
         }
     }
 }
 
-/// What [`BackoffService::admit`] decided for one request.
-enum Admission<C> {
-    /// The request has no key, or would be refused in shadow mode: it runs, and its
-    /// outcome is not recorded.
-    Untracked,
-    /// The request runs, and its outcome is recorded.
-    Admitted(Report<C>),
-    /// The request's key is in backoff.
-    Refused(BackoffError),
+impl<S, K, C> BackoffService<S, K, C> {
+    /// Runs the admitted request, or returns the refusal.
+    #[inline]
+    fn start<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+        admission: Admission<C>,
+    ) -> ResponseFuture<S::Future, C>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    {
+        match admission {
+            Ok(report) => ResponseFuture::running(self.inner.call(request), report),
+            Err(refusal) => {
+                self.release_inner();
+                ResponseFuture::rejected(refusal)
+            }
+        }
+    }
+
+    /// [`call`](Service::call) for a request whose key the service does not remember.
+    #[inline(never)]
+    fn derive_and_call<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, C>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        K: ExtractKey,
+        C: Clone,
+    {
+        let admission = self.admit(&request);
+        self.start(request, admission)
+    }
 }
 
 impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
-    /// Derives the request's key and asks the registry whether the call may go ahead.
-    fn admit<B>(&mut self, request: &Request<B>) -> Admission<C> {
-        let config = &self.config;
-        let head = RequestHead::from_request(request);
-        let Some(key) = self.last_key.derive(&config.extractor, head) else {
-            return Admission::Untracked;
-        };
+    /// Admits a request to `scheme` and `authority` if they are the ones the service
+    /// remembers a key for; `None` if they are not.
+    fn admit_remembered(&self, scheme: &str, authority: &str) -> Option<Admission<C>> {
+        let last = self.last_key.recall(scheme, authority)?;
+        Some(self.config.admit(last.lookup(), || last.key_buf()))
+    }
 
-        match config.registry.admit(key.lookup(), config.mode()) {
-            Ok(ticket) => {
-                let key = key.into_key_buf();
-                Admission::Admitted(Report::new(&config.registry, key, ticket, &config.judge))
-            }
-            // Shadow mode: the refusal was reported; the call runs, and its outcome is
-            // not recorded, so the registry evolves exactly as it would if enforcing.
-            Err(_) if config.shadow => Admission::Untracked,
-            Err(backoff) => Admission::Refused(backoff),
+    /// Derives the request's key and admits the request.
+    fn admit<B>(&mut self, request: &Request<B>) -> Admission<C> {
+        let head = RequestHead::from_request(request);
+        let key = self.last_key.derive(&self.config.extractor, head);
+        match key.as_ref().map(|key| key.lookup()) {
+            Some(key) => self.config.admit(key, || KeyBuf::new(key.text())),
+            None => Ok(None),
         }
     }
 }

@@ -142,6 +142,24 @@ fn layer_overhead(c: &mut Criterion) {
         b.iter_custom(|iterations| send_all(&mut inspect_only, &template, iterations))
     });
 
+    // The breakers as they would sit in the same pipeline, one unkeyed breaker each,
+    // with their errors boxed as this layer's are: what they add per request is what
+    // this layer's overhead compares with on equal terms.
+    let mut recloser_pipeline = ServiceBuilder::new()
+        .map_err(|_: recloser::Error<Infallible>| -> BoxError { "rejected".into() })
+        .layer_fn(peers::RecloserService::new)
+        .service(tower::service_fn(answer));
+    group.bench_function("recloser_pipeline", |b| {
+        b.iter_custom(|iterations| send_all(&mut recloser_pipeline, &template, iterations))
+    });
+    let mut failsafe_pipeline = ServiceBuilder::new()
+        .map_err(|_: failsafe::Error<Infallible>| -> BoxError { "rejected".into() })
+        .layer_fn(peers::FailsafeService::new)
+        .service(tower::service_fn(answer));
+    group.bench_function("failsafe_pipeline", |b| {
+        b.iter_custom(|iterations| send_all(&mut failsafe_pipeline, &template, iterations))
+    });
+
     for (name, uri) in URIS {
         let template = request(uri);
         group.bench_function(BenchmarkId::new("without_layer", name), |b| {

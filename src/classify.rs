@@ -95,6 +95,7 @@ impl DefaultClassifier {
 }
 
 impl Classify for DefaultClassifier {
+    #[inline]
     fn classify_response(&self, status: StatusCode, _headers: &HeaderMap) -> Outcome {
         Self::classify_status(status)
     }

@@ -57,6 +57,7 @@ impl<C> Judge<C> {
 impl<C: Classify> Judge<C> {
     /// Judges a response. A failure carries the `Retry-After` hint, if hints are
     /// respected and the response has a valid one.
+    #[inline]
     pub(crate) fn response(
         &self,
         status: StatusCode,

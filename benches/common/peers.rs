@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use failsafe::futures::CircuitBreaker as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use recloser::Recloser;
+use recloser::{AnyError, AsyncRecloser, Recloser, RecloserFuture};
+use tower::Service;
 
 /// The hasher of the floor map.
 ///
@@ -125,4 +128,77 @@ pub(crate) fn failsafe_call(breaker: &impl failsafe::CircuitBreaker) -> bool {
 /// A keyed governor limiter whose quota is never reached in a benchmark.
 pub(crate) fn governor() -> DefaultKeyedRateLimiter<String> {
     RateLimiter::dashmap(Quota::per_second(NonZeroU32::MAX))
+}
+
+/// A recloser breaker in front of a tower service, the way a pipeline would use one:
+/// each response future runs through [`AsyncRecloser`], which checks the breaker when
+/// first polled and records the outcome.
+pub(crate) struct RecloserService<S> {
+    breaker: AsyncRecloser,
+    inner: S,
+}
+
+impl<S> RecloserService<S> {
+    /// Puts a closed breaker with recloser's default settings in front of `inner`.
+    pub(crate) fn new(inner: S) -> Self {
+        let breaker = AsyncRecloser::from(recloser());
+        Self { breaker, inner }
+    }
+}
+
+impl<S: Service<R>, R> Service<R> for RecloserService<S> {
+    type Response = S::Response;
+    type Error = recloser::Error<S::Error>;
+    type Future = RecloserFuture<S::Future, AnyError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.breaker.call(self.inner.call(request))
+    }
+}
+
+/// The default failsafe breaker's type.
+type FailsafeBreaker = failsafe::StateMachine<
+    failsafe::failure_policy::OrElse<
+        failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::EqualJittered>,
+        failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::EqualJittered>,
+    >,
+    (),
+>;
+
+/// A failsafe breaker in front of a tower service, through failsafe's own future
+/// support, as [`RecloserService`] does for recloser.
+pub(crate) struct FailsafeService<S> {
+    breaker: FailsafeBreaker,
+    inner: S,
+}
+
+impl<S> FailsafeService<S> {
+    /// Puts a closed breaker with failsafe's default settings in front of `inner`.
+    pub(crate) fn new(inner: S) -> Self {
+        let breaker = failsafe::Config::new().build();
+        Self { breaker, inner }
+    }
+}
+
+impl<S: Service<R>, R> Service<R> for FailsafeService<S> {
+    type Response = S::Response;
+    type Error = failsafe::Error<S::Error>;
+    type Future = failsafe::futures::ResponseFuture<
+        S::Future,
+        <FailsafeBreaker as failsafe::futures::CircuitBreaker>::FailurePolicy,
+        (),
+        failsafe::Any,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(failsafe::Error::Inner)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.breaker.call(self.inner.call(request))
+    }
 }

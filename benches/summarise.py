@@ -126,7 +126,27 @@ def layer_section(m):
              f"layer alone {ns(m.get('layer/map_err_layer'))} ns, a layer that reads "
              f"the URI out of line and passes the request on "
              f"{ns(m.get('layer/inspecting_layer'))} ns.", ""]
-    return lines + table(header, rows), overheads, floor, recloser, failsafe
+    return (lines + table(header, rows) + breaker_pipelines(m, overheads),
+            overheads, floor, recloser, failsafe)
+
+
+def breaker_pipelines(m, overheads):
+    """The breakers as tower services in the same pipeline, against this layer."""
+    bare = m.get("layer/without_layer/canonical_host")
+    ours = overheads.get("canonical_host")
+    rows = []
+    for name, label in [("recloser_pipeline", "recloser (`AsyncRecloser`)"),
+                        ("failsafe_pipeline", "failsafe (`futures::CircuitBreaker`)")]:
+        value = m.get(f"layer/{name}")
+        overhead = None if value is None or bare is None else value - bare
+        rows.append([label, ns(value), ns(overhead), ratio(ours, overhead)])
+    rows.append(["`BackoffLayer`", ns(m.get("layer/with_layer/canonical_host")), ns(ours),
+                 ratio(ours, ours)])
+    header = ["in the pipeline (`canonical_host`)", "median ns", "overhead ns",
+              "layer overhead / this"]
+    return (["", "The same pipeline with an unkeyed breaker in the layer's place, each "
+             "through its crate's own future support and with its error boxed: what a "
+             "breaker adds per request on equal terms.", ""] + table(header, rows))
 
 
 def threads_section(m):

@@ -10,7 +10,7 @@ use crate::future::Report;
 use crate::hashing::Lookup;
 use crate::judge::Judge;
 use crate::key_buf::KeyBuf;
-use crate::registry::{BackoffRegistry, Mode};
+use crate::registry::{BackoffRegistry, Mode, Ticket};
 
 /// Where to record the outcome of an admitted request (`None` for a request that is not
 /// tracked: it has no key, or it would be refused in shadow mode), or the refusal, a
@@ -85,15 +85,18 @@ impl<K, C> Config<K, C> {
 }
 
 impl<K, C: Clone> Config<K, C> {
+    /// Where to record the outcome of a call to `key`, admitted with `ticket`.
+    #[inline]
+    pub(crate) fn report(&self, key: KeyBuf, ticket: Ticket) -> Report<C> {
+        Report::new(&self.registry, key, ticket, &self.judge)
+    }
+
     /// Asks the registry whether a call to `key` may go ahead; `owned` copies the key
     /// for the response future of an admitted call.
     #[inline]
     pub(crate) fn admit(&self, key: Lookup<'_>, owned: impl FnOnce() -> KeyBuf) -> Admission<C> {
         match self.registry.admit(key, self.mode()) {
-            Ok(ticket) => {
-                let report = Report::new(&self.registry, owned(), ticket, &self.judge);
-                Ok(Some(report))
-            }
+            Ok(ticket) => Ok(Some(self.report(owned(), ticket))),
             // Shadow mode: the refusal was reported; the call runs, and its outcome is
             // not recorded, so the registry evolves exactly as it would if enforcing.
             Err(_) if self.shadow => Ok(None),

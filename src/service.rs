@@ -3,13 +3,13 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use tower::{BoxError, Service};
 
 use crate::classify::{Classify, DefaultClassifier};
 use crate::config::{Admission, Config};
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
-use crate::future::ResponseFuture;
+use crate::future::{Report, ResponseFuture};
 use crate::key_buf::KeyBuf;
 use crate::key_cache::LastKey;
 use crate::registry::BackoffRegistry;
@@ -137,21 +137,14 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Kept small so that it inlines and the request moves straight into the inner
-        // service. A request to the authority the service saw last is admitted from
-        // that authority's text alone, which lives outside the request, so the request
-        // is neither borrowed out of line nor copied; others derive their key below.
-        let uri = request.uri();
-        let remembered = match uri.authority() {
-            Some(authority) if self.config.extractor.depends_only_on_authority() => {
-                self.admit_remembered(uri.scheme_str().unwrap_or(""), authority.as_str())
-            }
-            _ => None,
-        };
-        match remembered {
-            Some(admission) => self.start(request, admission),
-            None => self.derive_and_call(request),
+        // The common case is inlined whole, so that the response future is built where
+        // the caller keeps it: a request to the authority the service saw last, whose
+        // key has no deadline. Only the authority's text, which lives outside the
+        // request, is looked at, so the request moves into the inner service uncopied.
+        if let Some(report) = self.admit_remembered(request.uri()) {
+            return ResponseFuture::running(self.inner.call(request), Some(report));
         }
+        self.derive_and_call(request)
     }
 }
 
@@ -175,7 +168,8 @@ impl<S, K, C> BackoffService<S, K, C> {
         }
     }
 
-    /// [`call`](Service::call) for a request whose key the service does not remember.
+    /// [`call`](Service::call) for every request but the common case: one whose key
+    /// the service does not remember, or whose key may have a deadline.
     #[inline(never)]
     fn derive_and_call<ReqBody, ResBody>(
         &mut self,
@@ -192,11 +186,19 @@ impl<S, K, C> BackoffService<S, K, C> {
 }
 
 impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
-    /// Admits a request to `scheme` and `authority` if they are the ones the service
-    /// remembers a key for; `None` if they are not.
-    fn admit_remembered(&self, scheme: &str, authority: &str) -> Option<Admission<C>> {
+    /// Admits a request to the authority the service remembers a key for, if that key
+    /// certainly has no deadline; `None` sends the request the long way.
+    #[inline]
+    fn admit_remembered(&self, uri: &Uri) -> Option<Report<C>> {
+        let authority = uri.authority()?.as_str();
+        if !self.config.extractor.depends_only_on_authority() {
+            return None;
+        }
+
+        let scheme = uri.scheme_str().unwrap_or("");
         let last = self.last_key.recall(scheme, authority)?;
-        Some(self.config.admit(last.lookup(), || last.key_buf()))
+        let ticket = self.config.registry.admit_ungated(last.lookup())?;
+        Some(self.config.report(last.key_buf(), ticket))
     }
 
     /// Derives the request's key and admits the request.

@@ -88,16 +88,33 @@ impl BackoffRegistry {
     /// lock, to claim a probe slot.
     #[inline]
     pub(crate) fn admit(&self, lookup: Lookup<'_>, mode: Mode) -> Result<Ticket, BackoffError> {
+        match self.ungated_ticket(lookup) {
+            Ok(ticket) => Ok(ticket),
+            Err((hash, newest)) => self.admit_gated(lookup, hash, newest, mode),
+        }
+    }
+
+    /// [`admit`](Self::admit) for a key that certainly has no deadline; `None` if it
+    /// may have one, and must be admitted by `admit`.
+    #[inline]
+    pub(crate) fn admit_ungated(&self, lookup: Lookup<'_>) -> Option<Ticket> {
+        self.ungated_ticket(lookup).ok()
+    }
+
+    /// The ticket of a call to a key that certainly has no deadline, or, for a key that
+    /// may have one, its hash and the newest trip stamp read before the filter.
+    #[inline]
+    fn ungated_ticket(&self, lookup: Lookup<'_>) -> Result<Ticket, (KeyHash, TripStamp)> {
         // The newest stamp is read before the filter; a trip counts its key in the
         // filter before it takes a stamp. So if the filter shows no deadline, any trip
         // the call did not see has a larger stamp than its ticket, and marks the call's
         // outcome as late.
         let newest = self.shared.last_trip.load(Ordering::Acquire);
         let hash = KeyHash::from_hash(lookup.hash());
-        if !self.shared.store.may_be_gated(hash) {
-            return Ok(Ticket::normal(newest, hash));
+        match self.shared.store.may_be_gated(hash) {
+            false => Ok(Ticket::normal(newest, hash)),
+            true => Err((hash, newest)),
         }
-        self.admit_gated(lookup, hash, newest, mode)
     }
 
     /// [`admit`](Self::admit) for a key that may have a deadline.

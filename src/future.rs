@@ -57,7 +57,7 @@ impl<C: Clone> Report<C> {
         judge: &Judge<C>,
     ) -> Self {
         Self {
-            pending: Pending::new(registry.clone(), key, ticket),
+            pending: Pending::new(registry, key, ticket),
             judge: judge.clone(),
         }
     }
@@ -115,11 +115,7 @@ impl<C: Classify> Report<C> {
     #[inline]
     fn record<B>(&mut self, result: &Result<Response<B>, BoxError>) {
         let verdict = match result {
-            Ok(response) => {
-                let registry = self.pending.registry();
-                self.judge
-                    .response(response.status(), response.headers(), registry)
-            }
+            Ok(response) => self.judge.response(response.status(), response.headers()),
             Err(error) => self.judge.error(&**error),
         };
         verdict.record(&mut self.pending);

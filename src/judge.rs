@@ -10,7 +10,6 @@ use http::{HeaderMap, StatusCode};
 use crate::classify::{Classify, Outcome};
 use crate::error::BackoffError;
 use crate::pending::Pending;
-use crate::registry::BackoffRegistry;
 use crate::retry_after::{retry_after, DEFAULT_MAX_RETRY_AFTER};
 
 /// The rules that judge a finished call, shared by the tower layer and the reqwest
@@ -24,13 +23,15 @@ pub(crate) struct Judge<C> {
 }
 
 /// What the registry should record for one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Verdict {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verdict<'a> {
     pub(crate) outcome: Outcome,
     /// Whether a success clears the key.
     pub(crate) clear_on_success: bool,
-    /// How long the server asked callers to wait; only ever set on a failure.
-    pub(crate) retry_after: Option<Duration>,
+    /// The headers of a failed response whose `Retry-After` hint is to be respected;
+    /// read only when the outcome is recorded.
+    hint: Option<&'a HeaderMap>,
+    max_retry_after: Duration,
 }
 
 impl<C> Judge<C> {
@@ -55,51 +56,46 @@ impl<C> Judge<C> {
 }
 
 impl<C: Classify> Judge<C> {
-    /// Judges a response. A failure carries the `Retry-After` hint, if hints are
-    /// respected and the response has a valid one.
+    /// Judges a response. A failure carries its headers, for the `Retry-After` hint,
+    /// if hints are respected.
     #[inline]
-    pub(crate) fn response(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        registry: &BackoffRegistry,
-    ) -> Verdict {
+    pub(crate) fn response<'a>(&self, status: StatusCode, headers: &'a HeaderMap) -> Verdict<'a> {
         let outcome = self.classifier.classify_response(status, headers);
-        let retry_after = match outcome {
-            Outcome::Failure if self.respect_retry_after => {
-                retry_after(headers, || registry.system_now(), self.max_retry_after)
-            }
-            _ => None,
-        };
-        Verdict {
-            outcome,
-            clear_on_success: self.clear_on_success,
-            retry_after,
-        }
+        let hint = (outcome == Outcome::Failure && self.respect_retry_after).then_some(headers);
+        self.verdict(outcome, hint)
     }
 
     /// Judges an error. A refusal by a backoff layer further in counts as nothing,
     /// whatever the classifier says: it is not news about the host.
-    pub(crate) fn error(&self, error: &(dyn Error + 'static)) -> Verdict {
+    pub(crate) fn error(&self, error: &(dyn Error + 'static)) -> Verdict<'static> {
         let outcome = if BackoffError::find(error).is_some() {
             Outcome::Neutral
         } else {
             self.classifier.classify_error(error)
         };
+        self.verdict(outcome, None)
+    }
+
+    #[inline]
+    fn verdict<'a>(&self, outcome: Outcome, hint: Option<&'a HeaderMap>) -> Verdict<'a> {
         Verdict {
             outcome,
             clear_on_success: self.clear_on_success,
-            retry_after: None,
+            hint,
+            max_retry_after: self.max_retry_after,
         }
     }
 }
 
-impl Verdict {
+impl Verdict<'_> {
     /// Records the verdict for the admitted call `pending`: the outcome first, then
     /// the server's hint, so that the later of the two deadlines wins.
     #[inline]
     pub(crate) fn record(self, pending: &mut Pending) {
-        pending.finish(self.outcome, self.clear_on_success, self.retry_after);
+        pending.finish(self.outcome, self.clear_on_success, |registry| {
+            let headers = self.hint?;
+            retry_after(headers, || registry.system_now(), self.max_retry_after)
+        });
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod admission;
 mod control;
+pub(crate) mod directory;
 #[cfg(test)]
 mod filter_tests;
 mod outcome;
@@ -35,6 +36,7 @@ use crate::stats::Stats;
 use crate::store::{Evicted, KeyStore, Standing};
 use crate::time::{Tick, Timeline};
 use crate::track::Track;
+use directory::Listing;
 
 /// Tracks failures per key and tells callers when a key is in backoff.
 ///
@@ -104,6 +106,14 @@ struct Shared {
     notifier: Notifier,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::Metrics,
+    /// Where the registry is listed in the process's directory.
+    listing: Listing,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        directory::strike_off(self.listing);
+    }
 }
 
 /// What the builder hands over.
@@ -150,7 +160,7 @@ impl BackoffRegistry {
         }
 
         let timeline = Timeline::starting_at(parts.clock.now());
-        let shared = Shared {
+        let shared = Arc::new_cyclic(|this| Shared {
             store: KeyStore::new(parts.max_keys),
             rules: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             has_rules: AtomicBool::new(false),
@@ -163,10 +173,24 @@ impl BackoffRegistry {
             notifier: Notifier::new(parts.event_capacity),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Metrics::new(parts.metrics),
-        };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+            listing: directory::enlist(this.clone()),
+        });
+        Ok(Self::from_shared(shared))
+    }
+
+    fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Where the registry is listed in the process's directory.
+    pub(crate) fn listing(&self) -> Listing {
+        self.shared.listing
+    }
+
+    /// Returns how many handles to the registry exist, for tests.
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.shared)
     }
 
     /// Records a failure of `key` now.

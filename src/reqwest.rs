@@ -115,12 +115,10 @@ impl<K: ExtractKey, C: Classify> BackoffMiddleware<K, C> {
         self.config.extractor.extract_key(head).map(KeyBuf::from)
     }
 
-    fn judge(&self, result: &reqwest_middleware::Result<Response>) -> Verdict {
+    fn judge<'a>(&self, result: &'a reqwest_middleware::Result<Response>) -> Verdict<'a> {
         let judge = &self.config.judge;
         match result {
-            Ok(response) => {
-                judge.response(response.status(), response.headers(), &self.config.registry)
-            }
+            Ok(response) => judge.response(response.status(), response.headers()),
             Err(Error::Middleware(error)) => judge.error(error.as_ref()),
             Err(Error::Reqwest(error)) => judge.error(error),
         }
@@ -149,7 +147,7 @@ where
 
         // Dropped before the response arrives, `pending` records nothing (and gives a
         // probe's slot back).
-        let mut pending = Pending::new(registry.clone(), key, ticket);
+        let mut pending = Pending::new(registry, key, ticket);
         let result = next.run(request, extensions).await;
         self.judge(&result).record(&mut pending);
         result

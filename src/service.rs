@@ -49,6 +49,12 @@ use crate::registry::BackoffRegistry;
 /// - a response with a 5xx, 429 or 408 status: a failure;
 /// - any other response: a success, which clears the key.
 ///
+/// A success is news about the host as of when its request was sent. So a success
+/// whose key had no record when the request was admitted clears nothing: every
+/// failure its key has by then came later. (Its request's future then holds no
+/// handle to the registry either, so the healthy path writes no shared memory; a
+/// failure finds the registry again by the number it is listed under.)
+///
 /// A [`BackoffError`] from another backoff layer further in always counts as nothing.
 /// A failed response with a valid `Retry-After` header also puts the key into backoff
 /// until then at once, below the threshold, never shortening a deadline. A response
@@ -228,5 +234,40 @@ impl<S: fmt::Debug, K, C> fmt::Debug for BackoffService<S, K, C> {
             .field("inner", &self.inner)
             .field("config", &self.config)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{ready, Ready};
+
+    use super::*;
+
+    fn answer(_request: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+        ready(Ok(Response::new(())))
+    }
+
+    fn request() -> Request<()> {
+        Request::get("http://api.example.com/").body(()).unwrap()
+    }
+
+    #[test]
+    fn only_a_call_to_a_key_with_a_record_takes_a_registry_handle() {
+        let registry = BackoffRegistry::new();
+        let mut service = BackoffService::new(tower::service_fn(answer), registry.clone());
+        let before = registry.handles();
+
+        // The first call derives the key, the second finds it remembered.
+        let derived = service.call(request());
+        let remembered = service.call(request());
+        assert_eq!(registry.handles(), before);
+        drop((derived, remembered));
+
+        registry.record_failure("api.example.com");
+        let tracked = service.call(request());
+        assert_eq!(registry.handles(), before + 1);
+        drop(tracked);
+        assert_eq!(registry.handles(), before);
     }
 }

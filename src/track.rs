@@ -77,7 +77,7 @@ where
         if let Phase::NotStarted = this.phase {
             match this.registry.admit(Lookup::new(this.key), Mode::Enforce) {
                 Ok(ticket) => {
-                    let pending = Pending::new(this.registry.clone(), this.key.clone(), ticket);
+                    let pending = Pending::new(this.registry, this.key.clone(), ticket);
                     *this.phase = Phase::Running(pending);
                 }
                 Err(backoff) => {
@@ -96,7 +96,7 @@ where
             Err(_) => Outcome::Failure,
             Ok(_) => Outcome::Success,
         };
-        pending.finish(outcome, *this.clear_on_success, None);
+        pending.finish(outcome, *this.clear_on_success, |_| None);
         Poll::Ready(result.map_err(TrackError::Inner))
     }
 }

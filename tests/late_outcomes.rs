@@ -1,5 +1,6 @@
-//! Outcomes that arrive after their key tripped: calls admitted before a trip can
-//! neither end the backoff nor move its deadline.
+//! Outcomes that arrive after their key changed: calls admitted before a trip can
+//! neither end the backoff nor move its deadline, and a success admitted while the
+//! key had no record clears nothing.
 
 use std::future::Future;
 use std::pin::pin;
@@ -7,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::oneshot;
 use tower::{Layer, Service, ServiceExt};
 use tower_test::mock;
@@ -130,18 +132,62 @@ async fn a_success_admitted_after_the_backoff_clears_the_key() {
 }
 
 #[tokio::test]
-async fn a_key_cleared_and_failing_again_is_cleared_by_an_earlier_call() {
+async fn a_key_failing_during_a_call_is_cleared_by_its_success() {
     let (registry, _clock) = registry();
-    trip(&registry);
-    registry.clear(KEY);
+    registry.record_failure(KEY);
     let (future, reply, _handle) = admitted(&registry).await;
 
-    // New failures after the clear, but no new trip: the call's success is current.
+    // One more failure while the call runs, but no trip: the call's success is current.
     registry.record_failure(KEY);
     reply.send_response(status(StatusCode::OK));
     future.await.unwrap();
 
     assert!(registry.is_empty());
+}
+
+#[tokio::test]
+async fn a_success_admitted_while_the_key_had_no_record_clears_nothing() {
+    let (registry, _clock) = registry();
+    trip(&registry);
+    registry.clear(KEY);
+    let (future, reply, _handle) = admitted(&registry).await;
+
+    // The key's only failure came after the call was sent: its success is older news.
+    registry.record_failure(KEY);
+    reply.send_response(status(StatusCode::OK));
+    future.await.unwrap();
+
+    assert_eq!(registry.stats(KEY).failures_in_window, 1);
+    assert_eq!(registry.keys(), vec![KEY.to_owned()]);
+}
+
+#[tokio::test]
+async fn a_failure_admitted_while_the_key_had_no_record_counts() {
+    let (registry, _clock) = registry();
+    let (future, reply, _handle) = admitted(&registry).await;
+    registry.record_failure(KEY);
+    registry.record_failure(KEY);
+
+    reply.send_response(status(StatusCode::SERVICE_UNAVAILABLE));
+    future.await.unwrap();
+
+    assert_eq!(registry.stats(KEY).failures_in_window, 3);
+    assert!(registry.should_backoff(KEY));
+}
+
+#[tokio::test]
+async fn a_call_that_outlives_its_registry_still_completes() {
+    let (registry, _clock) = registry();
+    let mut events = registry.subscribe();
+    let (future, reply, _handle) = admitted(&registry).await;
+
+    // The last handle goes: the call to a key without a record did not keep one.
+    drop(registry);
+    assert_eq!(events.try_recv(), Err(TryRecvError::Closed));
+    reply.send_response(status(StatusCode::SERVICE_UNAVAILABLE));
+    let response = future.await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[test]

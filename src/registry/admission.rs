@@ -26,16 +26,20 @@ pub(crate) enum Mode {
 pub(crate) struct Ticket {
     trip: TripStamp,
     probe: bool,
+    /// Whether the registry may have held the key when the call was admitted; if not,
+    /// the call's success has nothing to clear.
+    held: bool,
     /// The key's hash, so that the outcome need not hash it again.
     hash: KeyHash,
 }
 
 impl Ticket {
     #[inline]
-    fn normal(trip: TripStamp, hash: KeyHash) -> Self {
+    fn normal(trip: TripStamp, hash: KeyHash, held: bool) -> Self {
         Self {
             trip,
             probe: false,
+            held,
             hash,
         }
     }
@@ -53,6 +57,13 @@ impl Ticket {
     #[inline]
     pub(crate) fn is_probe(&self) -> bool {
         self.probe
+    }
+
+    /// Returns whether the registry may have held the key when the call was admitted.
+    /// `false` is certain.
+    #[inline]
+    pub(crate) fn held(&self) -> bool {
+        self.held
     }
 
     /// Returns the stamp of the trip the call was admitted after.
@@ -111,8 +122,9 @@ impl BackoffRegistry {
         // outcome as late.
         let newest = self.shared.last_trip.load(Ordering::Acquire);
         let hash = KeyHash::from_hash(lookup.hash());
-        match self.shared.store.may_be_gated(hash) {
-            false => Ok(Ticket::normal(newest, hash)),
+        let store = &self.shared.store;
+        match store.may_be_gated(hash) {
+            false => Ok(Ticket::normal(newest, hash, store.may_hold(hash))),
             true => Err((hash, newest)),
         }
     }
@@ -134,14 +146,14 @@ impl BackoffRegistry {
         });
 
         let Some((gate, trip, now)) = seen else {
-            return Ok(Ticket::normal(newest, hash));
+            return Ok(Ticket::normal(newest, hash, false));
         };
         match (gate, now) {
             (Gate::Closed { until }, Some(now)) => {
                 Err(self.refuse(self.closed(key, until, now.0), mode))
             }
             (Gate::Probing { .. }, Some(now)) => self.admit_probe(key, hash, now, mode),
-            _ => Ok(Ticket::normal(trip, hash)),
+            _ => Ok(Ticket::normal(trip, hash, true)),
         }
     }
 
@@ -204,12 +216,18 @@ impl BackoffRegistry {
             None => Ok(Ticket::normal(
                 self.shared.last_trip.load(Ordering::Acquire),
                 hash,
+                false,
             )),
-            Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip, hash)),
+            Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip, hash, true)),
             Some((ProbeSlot::Taken, trip)) => {
                 self.notify(BackoffEvent::ProbeAdmitted { key: key.into() });
-                let probe = true;
-                Ok(Ticket { trip, probe, hash })
+                let (probe, held) = (true, true);
+                Ok(Ticket {
+                    trip,
+                    probe,
+                    held,
+                    hash,
+                })
             }
             Some((ProbeSlot::Busy { backoff_ended }, _)) => {
                 let refusal = BackoffError::probing(key, self.instant(backoff_ended));

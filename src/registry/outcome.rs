@@ -85,13 +85,16 @@ impl BackoffRegistry {
         }
     }
 
-    /// Clears `key` after a success, unless it tripped since `ticket` was issued.
+    /// Clears `key` after a success, unless it tripped since `ticket` was issued, or
+    /// the registry held nothing for it when the call was admitted: then every failure
+    /// the key has came after the call was sent, and the success is older news.
     /// Takes only a shared lock when there is nothing to clear.
     #[inline]
     fn succeed(&self, key: &str, ticket: Ticket) {
-        // The common case, a success on a key the registry does not hold, is settled
-        // by one read of the presence filter.
-        if !self.shared.store.may_hold(ticket.hash()) {
+        // The common case, a success on a key the registry did not hold at admission
+        // and does not hold now, is settled without reading shared memory or by one
+        // read of the presence filter.
+        if !ticket.held() || !self.shared.store.may_hold(ticket.hash()) {
             return;
         }
         let current = self

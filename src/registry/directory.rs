@@ -6,79 +6,47 @@
 //! memory shared by every thread, on every request, while such a call needs its
 //! registry only in the rare case that it fails. Then it looks the number up here.
 
-use std::sync::{PoisonError, RwLock, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, PoisonError, RwLock, Weak};
 
 use super::{BackoffRegistry, Shared};
 
-/// Where a registry is listed: its slot, and which of the slot's tenants it is.
+/// The number a registry is listed under. Numbers are never reused, so a listing
+/// that outlives its registry finds nothing rather than another registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Listing {
-    slot: u32,
-    generation: u64,
-}
+pub(crate) struct Listing(u64);
 
-/// The slots, some taken by live registries, and the free ones.
-struct Directory {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-}
+/// The live registries by number.
+type Directory = HashMap<u64, Weak<Shared>, foldhash::fast::FixedState>;
 
-struct Slot {
-    /// Counts the registries the slot has held, so that a listing outlives its
-    /// registry without ever finding the slot's next tenant.
-    generation: u64,
-    registry: Option<Weak<Shared>>,
-}
+static DIRECTORY: LazyLock<RwLock<Directory>> = LazyLock::new(RwLock::default);
 
-static DIRECTORY: RwLock<Directory> = RwLock::new(Directory {
-    slots: Vec::new(),
-    free: Vec::new(),
-});
+/// The next number to hand out.
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// Lists `registry`, which is being built, and returns where.
+/// Lists `registry`, which is being built, and returns its number.
 pub(super) fn enlist(registry: Weak<Shared>) -> Listing {
-    // The directory is consistent between any two statements, so a panic elsewhere
-    // while it was locked leaves nothing to repair.
-    let mut directory = DIRECTORY.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(slot) = directory.free.pop() {
-        let entry = &mut directory.slots[slot as usize];
-        entry.registry = Some(registry);
-        let generation = entry.generation;
-        return Listing { slot, generation };
-    }
+    let number = NEXT.fetch_add(1, Ordering::Relaxed);
 
-    let slot = u32::try_from(directory.slots.len()).expect("fewer than 2^32 live registries");
-    directory.slots.push(Slot {
-        generation: 0,
-        registry: Some(registry),
-    });
-    Listing {
-        slot,
-        generation: 0,
-    }
+    // Every change to the directory is a single insert or remove, so a panic elsewhere
+    // while it was locked leaves nothing half done.
+    let mut directory = DIRECTORY.write().unwrap_or_else(PoisonError::into_inner);
+    directory.insert(number, registry);
+    Listing(number)
 }
 
-/// Strikes off the registry listed at `listing`, which is being dropped.
+/// Strikes off the registry listed as `listing`, which is being dropped.
 pub(super) fn strike_off(listing: Listing) {
     let mut directory = DIRECTORY.write().unwrap_or_else(PoisonError::into_inner);
-    let entry = &mut directory.slots[listing.slot as usize];
-    if entry.generation != listing.generation {
-        return;
-    }
-    entry.registry = None;
-    entry.generation += 1;
-    directory.free.push(listing.slot);
+    directory.remove(&listing.0);
 }
 
-/// Returns a handle to the registry listed at `listing`, or `None` if it is gone.
+/// Returns a handle to the registry listed as `listing`, or `None` if it is gone.
 pub(crate) fn find(listing: Listing) -> Option<BackoffRegistry> {
     let shared = {
         let directory = DIRECTORY.read().unwrap_or_else(PoisonError::into_inner);
-        let entry = directory.slots.get(listing.slot as usize)?;
-        if entry.generation != listing.generation {
-            return None;
-        }
-        entry.registry.as_ref()?.upgrade()?
+        directory.get(&listing.0)?.upgrade()?
     };
     // The lock is released before the handle can be dropped: dropping the last one
     // strikes the registry off, which takes the lock again.
@@ -103,14 +71,11 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_slot_is_not_found_through_an_old_listing() {
+    fn a_number_is_never_handed_out_twice() {
         let first = BackoffRegistry::new();
         let old = first.listing();
         drop(first);
 
-        // Tests run in parallel and list registries of their own, so the next
-        // registry may or may not take the freed slot; either way the old listing
-        // finds nothing.
         let second = BackoffRegistry::new();
         assert_ne!(second.listing(), old);
         assert!(find(old).is_none());

@@ -94,11 +94,12 @@ where
         let this = self.project();
         match this.call.project() {
             CallProj::Running { future } => {
-                let result = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(report) = this.report {
-                    report.record(&result);
+                // Judged where it is returned from, so that it is not copied there.
+                let output = Poll::Ready(ready!(future.poll(cx)).map_err(Into::into));
+                if let (Some(report), Poll::Ready(result)) = (this.report, &output) {
+                    report.record(result);
                 }
-                Poll::Ready(result)
+                output
             }
             CallProj::Refused { error } => {
                 let error = error

@@ -73,6 +73,12 @@ impl Remembered {
 }
 
 impl LastKey {
+    /// Returns the remembered key, whatever it was derived from.
+    #[inline]
+    pub(crate) fn remembered(&self) -> Option<&Remembered> {
+        self.last.as_ref()
+    }
+
     /// Returns the remembered key if `scheme` and `authority` are the ones it was
     /// derived from.
     #[inline]

@@ -9,10 +9,10 @@ use tower::{BoxError, Service};
 use crate::classify::{Classify, DefaultClassifier};
 use crate::config::{Admission, Config};
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
-use crate::future::{Report, ResponseFuture};
+use crate::future::ResponseFuture;
 use crate::key_buf::KeyBuf;
 use crate::key_cache::LastKey;
-use crate::registry::BackoffRegistry;
+use crate::registry::{BackoffRegistry, Ticket};
 
 /// Middleware that refuses requests to hosts in backoff and reports every outcome to
 /// a [`BackoffRegistry`].
@@ -147,8 +147,16 @@ where
         // the caller keeps it: a request to the authority the service saw last, whose
         // key has no deadline. Only the authority's text, which lives outside the
         // request, is looked at, so the request moves into the inner service uncopied.
-        if let Some(report) = self.admit_remembered(request.uri()) {
-            return ResponseFuture::running(self.inner.call(request), Some(report));
+        //
+        // The report is written after the inner call, straight into the future: built
+        // before it, it would wait on the stack and be copied in.
+        if let Some(ticket) = self.admit_remembered(request.uri()) {
+            let future = self.inner.call(request);
+            let report = self.last_key.remembered().map(|last| {
+                let key = last.key_buf();
+                self.config.report(key, ticket)
+            });
+            return ResponseFuture::running(future, report);
         }
         self.derive_and_call(request)
     }
@@ -195,7 +203,7 @@ impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
     /// Admits a request to the authority the service remembers a key for, if that key
     /// certainly has no deadline; `None` sends the request the long way.
     #[inline]
-    fn admit_remembered(&self, uri: &Uri) -> Option<Report<C>> {
+    fn admit_remembered(&self, uri: &Uri) -> Option<Ticket> {
         let authority = uri.authority()?.as_str();
         if !self.config.extractor.depends_only_on_authority() {
             return None;
@@ -203,8 +211,7 @@ impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
 
         let scheme = uri.scheme_str().unwrap_or("");
         let last = self.last_key.recall(scheme, authority)?;
-        let ticket = self.config.registry.admit_ungated(last.lookup())?;
-        Some(self.config.report(last.key_buf(), ticket))
+        self.config.registry.admit_ungated(last.lookup())
     }
 
     /// Derives the request's key and admits the request.

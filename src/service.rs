@@ -158,10 +158,7 @@ where
             });
             return ResponseFuture::running(future, report);
         }
-
-        // Every other request derives its key, out of line.
-        let admission = self.admit(&request);
-        self.start(request, admission)
+        self.derive_and_call(request)
     }
 }
 
@@ -184,6 +181,22 @@ impl<S, K, C> BackoffService<S, K, C> {
             }
         }
     }
+
+    /// [`call`](Service::call) for every request but the common case: one whose key
+    /// the service does not remember, or whose key may have a deadline.
+    #[inline(never)]
+    fn derive_and_call<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, C>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        K: ExtractKey,
+        C: Clone,
+    {
+        let admission = self.admit(&request);
+        self.start(request, admission)
+    }
 }
 
 impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
@@ -201,9 +214,7 @@ impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
         self.config.registry.admit_ungated(last.lookup())
     }
 
-    /// Derives the request's key and admits the request: every request but the
-    /// common case, out of line. It only borrows the request, which stays where it is.
-    #[inline(never)]
+    /// Derives the request's key and admits the request.
     fn admit<B>(&mut self, request: &Request<B>) -> Admission<C> {
         let head = RequestHead::from_request(request);
         let key = self.last_key.derive(&self.config.extractor, head);

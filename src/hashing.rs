@@ -1,6 +1,6 @@
 //! Hashing a key once per call.
 //!
-//! A call asks about its key up to three times (the presence filter, the map, and
+//! A call asks about its key several times (the two filters, perhaps the map, and
 //! again when its outcome arrives). Each key is hashed once, with foldhash seeded at
 //! random when the process first hashes a key, and every later question reuses that
 //! hash: the map's own hasher only passes it through. An attacker who chooses keys

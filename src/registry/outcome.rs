@@ -89,6 +89,13 @@ impl BackoffRegistry {
     /// the registry held nothing for it when the call was admitted: then every failure
     /// the key has came after the call was sent, and the success is older news.
     /// Takes only a shared lock when there is nothing to clear.
+    ///
+    /// Known limit: the ticket only says whether the key had a record at admission. A
+    /// key that had one, was forgotten (cleared, released, swept or evicted) and got
+    /// new failures while the call ran is still cleared by the call's success, though
+    /// those failures came after the request was sent. Telling the two records apart
+    /// would need the key's generation at admission, which the common case does not
+    /// read.
     #[inline]
     fn succeed(&self, key: &str, ticket: Ticket) {
         // The common case, a success on a key the registry did not hold at admission

@@ -7,9 +7,9 @@ use std::time::Duration;
 use tower::BoxError;
 
 use crate::future::Report;
-use crate::hashing::Lookup;
 use crate::judge::Judge;
 use crate::key_buf::KeyBuf;
+use crate::key_cache::DerivedKey;
 use crate::registry::{BackoffRegistry, Mode, Ticket};
 
 /// Where to record the outcome of an admitted request (`None` for a request that is not
@@ -91,12 +91,10 @@ impl<K, C: Clone> Config<K, C> {
         Report::new(&self.registry, key, ticket, &self.judge)
     }
 
-    /// Asks the registry whether a call to `key` may go ahead; `owned` copies the key
-    /// for the response future of an admitted call.
-    #[inline]
-    pub(crate) fn admit(&self, key: Lookup<'_>, owned: impl FnOnce() -> KeyBuf) -> Admission<C> {
-        match self.registry.admit(key, self.mode()) {
-            Ok(ticket) => Ok(Some(self.report(owned(), ticket))),
+    /// Asks the registry whether a call to `key` may go ahead.
+    pub(crate) fn admit(&self, key: DerivedKey<'_>) -> Admission<C> {
+        match self.registry.admit(key.lookup(), self.mode()) {
+            Ok(ticket) => Ok(Some(self.report(key.into_key_buf(), ticket))),
             // Shadow mode: the refusal was reported; the call runs, and its outcome is
             // not recorded, so the registry evolves exactly as it would if enforcing.
             Err(_) if self.shadow => Ok(None),

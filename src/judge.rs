@@ -25,9 +25,9 @@ pub(crate) struct Judge<C> {
 /// What the registry should record for one call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Verdict<'a> {
-    pub(crate) outcome: Outcome,
+    outcome: Outcome,
     /// Whether a success clears the key.
-    pub(crate) clear_on_success: bool,
+    clear_on_success: bool,
     /// The headers of a failed response whose `Retry-After` hint is to be respected;
     /// read only when the outcome is recorded.
     hint: Option<&'a HeaderMap>,

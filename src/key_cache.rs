@@ -146,4 +146,10 @@ impl<'a> DerivedKey<'a> {
     pub(crate) fn lookup(&self) -> Lookup<'_> {
         Lookup::with_hash(&self.key, self.hash)
     }
+
+    /// Turns the key into one the response future can own, without allocating for an
+    /// ordinary host name, nor again for a key already owned.
+    pub(crate) fn into_key_buf(self) -> KeyBuf {
+        self.key.into()
+    }
 }

@@ -10,7 +10,6 @@ use crate::classify::{Classify, DefaultClassifier};
 use crate::config::{Admission, Config};
 use crate::extract::{AuthorityKey, ExtractKey, RequestHead};
 use crate::future::ResponseFuture;
-use crate::key_buf::KeyBuf;
 use crate::key_cache::LastKey;
 use crate::registry::{BackoffRegistry, Ticket};
 
@@ -217,9 +216,8 @@ impl<S, K: ExtractKey, C: Clone> BackoffService<S, K, C> {
     /// Derives the request's key and admits the request.
     fn admit<B>(&mut self, request: &Request<B>) -> Admission<C> {
         let head = RequestHead::from_request(request);
-        let key = self.last_key.derive(&self.config.extractor, head);
-        match key.as_ref().map(|key| key.lookup()) {
-            Some(key) => self.config.admit(key, || KeyBuf::new(key.text())),
+        match self.last_key.derive(&self.config.extractor, head) {
+            Some(key) => self.config.admit(key),
             None => Ok(None),
         }
     }

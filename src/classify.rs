@@ -82,6 +82,7 @@ pub struct DefaultClassifier;
 impl DefaultClassifier {
     /// Returns the default outcome of a status: failure for 5xx, 429 and 408, success
     /// otherwise.
+    #[inline]
     pub fn classify_status(status: StatusCode) -> Outcome {
         let failed = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS

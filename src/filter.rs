@@ -39,13 +39,13 @@ impl KeyHash {
 
 /// Counters of the keys in one set, by hash.
 pub(crate) struct CountingFilter {
-    cells: Box<[AtomicU32]>,
+    cells: Box<[AtomicU32; CELLS]>,
 }
 
 impl CountingFilter {
     pub(crate) fn new() -> Self {
         Self {
-            cells: (0..CELLS).map(|_| AtomicU32::new(0)).collect(),
+            cells: zeroed_cells(),
         }
     }
 
@@ -82,6 +82,13 @@ impl CountingFilter {
         }
         counts
     }
+}
+
+/// All cells at zero, built on the heap: the fixed length lets every index by a
+/// [`KeyHash`] go unchecked.
+fn zeroed_cells() -> Box<[AtomicU32; CELLS]> {
+    let cells: Box<[AtomicU32]> = (0..CELLS).map(|_| AtomicU32::new(0)).collect();
+    cells.try_into().expect("exactly `CELLS` cells")
 }
 
 impl fmt::Debug for CountingFilter {

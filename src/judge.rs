@@ -67,6 +67,7 @@ impl<C: Classify> Judge<C> {
 
     /// Judges an error. A refusal by a backoff layer further in counts as nothing,
     /// whatever the classifier says: it is not news about the host.
+    #[inline(never)]
     pub(crate) fn error(&self, error: &(dyn Error + 'static)) -> Verdict<'static> {
         let outcome = if BackoffError::find(error).is_some() {
             Outcome::Neutral

@@ -67,12 +67,26 @@ impl Pending {
             return;
         }
 
+        // Nothing but a failure changes a key the registry did not hold: the common
+        // case is settled here, and all the recording is kept out of line.
+        if matches!(self.registry, Reach::Listed(_)) && outcome != Outcome::Failure {
+            return;
+        }
+        self.record(outcome, clear_on_success, hold_for);
+    }
+
+    /// Records the outcome [`finish`](Self::finish) did not settle.
+    #[inline(never)]
+    fn record(
+        &self,
+        outcome: Outcome,
+        clear_on_success: bool,
+        hold_for: impl FnOnce(&BackoffRegistry) -> Option<Duration>,
+    ) {
         let found;
         let registry = match &self.registry {
             Reach::Held(registry) => registry,
-            // Nothing but a failure changes a key the registry did not hold; and a
-            // registry that is gone has nothing left to record in.
-            Reach::Listed(_) if outcome != Outcome::Failure => return,
+            // A registry that is gone has nothing left to record in.
             Reach::Listed(listing) => match directory::find(*listing) {
                 Some(registry) => {
                     found = registry;

@@ -162,25 +162,6 @@ where
 }
 
 impl<S, K, C> BackoffService<S, K, C> {
-    /// Runs the admitted request, or returns the refusal.
-    #[inline]
-    fn start<ReqBody, ResBody>(
-        &mut self,
-        request: Request<ReqBody>,
-        admission: Admission<C>,
-    ) -> ResponseFuture<S::Future, C>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    {
-        match admission {
-            Ok(report) => ResponseFuture::running(self.inner.call(request), report),
-            Err(refusal) => {
-                self.release_inner();
-                ResponseFuture::rejected(refusal)
-            }
-        }
-    }
-
     /// [`call`](Service::call) for every request but the common case: one whose key
     /// the service does not remember, or whose key may have a deadline.
     #[inline(never)]
@@ -193,8 +174,13 @@ impl<S, K, C> BackoffService<S, K, C> {
         K: ExtractKey,
         C: Clone,
     {
-        let admission = self.admit(&request);
-        self.start(request, admission)
+        match self.admit(&request) {
+            Ok(report) => ResponseFuture::running(self.inner.call(request), report),
+            Err(refusal) => {
+                self.release_inner();
+                ResponseFuture::rejected(refusal)
+            }
+        }
     }
 }
 

@@ -221,11 +221,10 @@ impl BackoffRegistry {
             Some((ProbeSlot::NotNeeded, trip)) => Ok(Ticket::normal(trip, hash, true)),
             Some((ProbeSlot::Taken, trip)) => {
                 self.notify(BackoffEvent::ProbeAdmitted { key: key.into() });
-                let (probe, held) = (true, true);
                 Ok(Ticket {
                     trip,
-                    probe,
-                    held,
+                    probe: true,
+                    held: true,
                     hash,
                 })
             }

@@ -163,6 +163,9 @@ def threads_section(m):
     if (os.cpu_count() or 0) < 4:
         lines += [f"This machine has {os.cpu_count()} logical cores: the 4-thread columns "
                   "measure time-slicing as much as the registry.", ""]
+    lines += ["`unshared_control` hashes the thread's key and shares nothing that is "
+              "written: its ratios are what a second thread costs on this machine by "
+              "itself, so the other ratios are best read against it.", ""]
     return lines + table(header, rows)
 
 

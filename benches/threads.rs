@@ -7,11 +7,16 @@
 //! each thread its own key. Spread keys land in shards chosen by a randomly seeded
 //! hasher, so two of them can share a shard in some runs.
 //!
+//! `unshared_control` hashes the thread's key and reads nothing else: threads running
+//! it share no memory that is written, so its figures on 2 threads against 1 show what
+//! running two threads costs on the machine itself, to read the other ratios against.
+//!
 //! Run: `cargo bench --bench threads`. Thread counts above the machine's core count
 //! measure time-slicing, not the registry.
 
 mod common;
 
+use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::thread;
@@ -101,11 +106,18 @@ where
     total / u32::try_from(threads).expect("a few threads")
 }
 
+/// Any fixed seed: the control's hasher is built on each thread's own stack.
+const CONTROL_SEED: u64 = 0x5EED;
+
 /// The operations measured, by name; each gets the registry, the floor, the key sets
 /// and the thread's choice of keys.
 type Operation = fn(&BackoffRegistry, &Floor, &KeySets, Keys, usize);
 
-const OPERATIONS: [(&str, Operation); 7] = [
+const OPERATIONS: [(&str, Operation); 8] = [
+    ("unshared_control", |_, _, keys, pick, t| {
+        let hasher = foldhash::fast::FixedState::with_seed(CONTROL_SEED);
+        black_box(hasher.hash_one(black_box(pick.pick(&keys.healthy, t))));
+    }),
     ("floor_hit", |_, floor, keys, pick, t| {
         black_box(floor.get(black_box(pick.pick(&keys.healthy, t))));
     }),
